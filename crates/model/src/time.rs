@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// Milliseconds are the finest resolution any backend keeps apart (Cloud Monitoring wants a
 /// new start at least 1 ms after the previous end), and they serialize as a plain integer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(u64);
 

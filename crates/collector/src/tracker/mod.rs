@@ -1,0 +1,368 @@
+//! Turns successive scrapes of one tailscaled into exact counter deltas.
+//!
+//! Two levels of state: every raw tailscaled series (`family{labels}`) keeps its last value,
+//! and every published series (catalog name and dimensions) keeps its start and the running
+//! total shipped since then. Deltas are computed per raw series, where resets are visible,
+//! and then summed into the published series.
+
+mod state;
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tailship_model::{CounterPoint, Dimensions, GaugePoint, Series, Timestamp};
+
+use crate::anomaly::{Anomalies, Anomaly, counter_value, gauge_value};
+use crate::catalog::{self, Class, Kind, Resets};
+use crate::key::write_key;
+use crate::{Event, Sample, TargetInfo, parse};
+
+pub use state::{StateError, TrackerState};
+use state::{NO_OUTPUT, RawState};
+
+/// Limits of the tracker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackerConfig {
+    /// How long a series that is no longer in the scrapes is remembered before it is evicted.
+    pub series_ttl: Duration,
+    /// The most raw series tracked at once; new series beyond it are refused and counted.
+    pub max_series: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self { series_ttl: Duration::from_secs(3600), max_series: 100_000 }
+    }
+}
+
+/// Why the tracker decided that tailscaled restarted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// The process behind the source is another one (PID, start time, boot, version).
+    Identity { what: &'static str, before: String, after: String },
+    /// A process-lifetime counter went down: they all reset together.
+    CounterWentDown { series: String, before: u64, after: u64 },
+}
+
+impl fmt::Display for Restart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Restart::Identity { what, before, after } => {
+                write!(f, "tailscaled restarted: its {what} changed from {before} to {after}")
+            }
+            Restart::CounterWentDown { series, before, after } => write!(
+                f,
+                "tailscaled restarted: {series} went down from {before} to {after}; every process-lifetime counter counts from 0"
+            ),
+        }
+    }
+}
+
+/// What one scrape produced.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observation {
+    pub at: Timestamp,
+    /// One point per published counter series present in the scrape (none on a baseline).
+    pub counters: Vec<CounterPoint>,
+    pub gauges: Vec<GaugePoint>,
+    pub anomalies: Anomalies,
+    /// Set when tailscaled restarted since the previous scrape.
+    pub restart: Option<Restart>,
+    /// Counter series that went down on their own (`peer_relay_*` and unknown families).
+    pub series_resets: usize,
+    /// The first scrape of a fresh state: values are a baseline, not deltas.
+    pub baseline: bool,
+    /// Raw series seen for the first time.
+    pub new_series: usize,
+    /// Raw series forgotten after the TTL.
+    pub evicted: usize,
+    /// Samples of families that are not published (other programs', histograms, ...).
+    pub ignored: usize,
+    /// Samples tracked.
+    pub samples: usize,
+}
+
+/// A scrape with no sample the tracker could use: the state was left as it was.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmptyScrape {
+    pub anomalies: Anomalies,
+    pub ignored: usize,
+}
+
+impl fmt::Display for EmptyScrape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the body has no usable tailscaled_* sample ({} unreadable lines or values, {} samples of other families); is the source a tailscaled metrics endpoint?",
+            self.anomalies.total(),
+            self.ignored
+        )
+    }
+}
+
+impl std::error::Error for EmptyScrape {}
+
+/// Tracks the counters of one tailscaled.
+#[derive(Debug)]
+pub struct Tracker {
+    config: TrackerConfig,
+    state: TrackerState,
+}
+
+enum Value {
+    Counter(u64),
+    Gauge(f64),
+}
+
+struct Obs<'a> {
+    key: Range<usize>,
+    class: Class,
+    sample: Sample<'a>,
+    value: Value,
+}
+
+impl Tracker {
+    /// A tracker with no history: its first scrape is a baseline.
+    pub fn new(config: TrackerConfig) -> Self {
+        Self { config, state: TrackerState::default() }
+    }
+
+    /// A tracker that continues from a saved state.
+    pub fn restore(config: TrackerConfig, state: TrackerState) -> Result<Self, StateError> {
+        let state = state.validated()?;
+        Ok(Self { config, state })
+    }
+
+    /// The state to save; [`Tracker::restore`] continues from it.
+    pub fn state(&self) -> &TrackerState {
+        &self.state
+    }
+
+    /// Raw series tracked.
+    pub fn series(&self) -> usize {
+        self.state.raw.len()
+    }
+
+    /// Reads one scrape's body and returns the deltas since the previous one.
+    ///
+    /// `target` is what the source learnt about the tailscaled that answered; `at` is when.
+    pub fn observe(
+        &mut self,
+        body: &[u8],
+        target: &TargetInfo,
+        at: Timestamp,
+    ) -> Result<Observation, EmptyScrape> {
+        let mut anomalies = Anomalies::default();
+        let mut ignored = 0;
+        let mut keys = String::new();
+        let mut obs = Vec::new();
+        for event in parse(body) {
+            let sample = match event {
+                Ok(Event::Sample(s)) => s,
+                Ok(_) => continue,
+                Err(e) => {
+                    anomalies.push(Anomaly::Parse(e));
+                    continue;
+                }
+            };
+            let class = catalog::classify(sample.family, sample.family_type, sample.name);
+            let Some(kind) = class.kind() else {
+                ignored += 1;
+                continue;
+            };
+            let start = keys.len();
+            write_key(&mut keys, &sample);
+            let key = start..keys.len();
+            let value = match kind {
+                Kind::Counter => counter_value(sample.value_text, sample.value).map(Value::Counter),
+                Kind::Gauge => gauge_value(sample.value).map(Value::Gauge),
+            };
+            match value {
+                Ok(value) => obs.push(Obs { key, class, sample, value }),
+                Err(problem) => {
+                    anomalies.push(Anomaly::Value {
+                        series: keys[key].to_owned(),
+                        problem,
+                        text: sample.value_text.to_owned(),
+                    });
+                    keys.truncate(start);
+                }
+            }
+        }
+        if obs.is_empty() {
+            return Err(EmptyScrape { anomalies, ignored });
+        }
+        // Stable: of two samples of one series, the first in the body stays first.
+        obs.sort_by(|a, b| keys[a.key.clone()].cmp(&keys[b.key.clone()]));
+        obs.dedup_by(|later, first| {
+            let dup = keys[later.key.clone()] == keys[first.key.clone()];
+            if dup {
+                anomalies.push(Anomaly::Duplicate { series: keys[later.key.clone()].to_owned() });
+            }
+            dup
+        });
+
+        let baseline = self.state.scrapes == 0;
+        let restart = if baseline { None } else { self.detect_restart(&obs, &keys, target) };
+        if restart.is_some() {
+            for raw in self.state.raw.values_mut() {
+                raw.last = 0;
+            }
+        }
+
+        let mut out =
+            Observation { at, baseline, restart, ignored, anomalies, ..Observation::default() };
+        let mut touched = Vec::new();
+        let mut refused = 0;
+        for o in &obs {
+            let key = &keys[o.key.clone()];
+            if !self.state.raw.contains_key(key) {
+                if self.state.raw.len() >= self.config.max_series {
+                    out.anomalies.push(Anomaly::SeriesCap {
+                        series: key.to_owned(),
+                        max: self.config.max_series,
+                    });
+                    refused += 1;
+                    continue;
+                }
+                // A series that appears after the baseline started at 0 since the previous
+                // scrape, unless series were refused then: it may be one of them, and
+                // counting it from 0 could count twice what it had before.
+                let last = match o.value {
+                    Value::Counter(v) if baseline || self.state.capped => v,
+                    _ => 0,
+                };
+                let outs = self.outputs_for(o, at);
+                self.state.raw.insert(key.into(), RawState { last, seen: at, outs });
+                out.new_series += 1;
+            }
+            let Some(raw) = self.state.raw.get_mut(key) else { continue };
+            raw.seen = at;
+            let outs = raw.outs;
+            let value = match o.value {
+                Value::Counter(v) => {
+                    let delta = if v >= raw.last {
+                        v - raw.last
+                    } else {
+                        // Only series judged one by one get here: a process-lifetime counter
+                        // going down was a restart, which set every `last` to 0.
+                        out.series_resets += 1;
+                        v
+                    };
+                    raw.last = v;
+                    Value::Counter(delta)
+                }
+                Value::Gauge(v) => Value::Gauge(v),
+            };
+            for id in outs.into_iter().filter(|&id| id != NO_OUTPUT) {
+                let Some(output) = self.state.output_mut(id) else { continue };
+                if !output.touched {
+                    output.touched = true;
+                    touched.push(id);
+                }
+                match value {
+                    Value::Counter(d) => output.acc_delta = output.acc_delta.saturating_add(d),
+                    Value::Gauge(v) => output.acc_value += v,
+                }
+            }
+            out.samples += 1;
+        }
+        for id in touched {
+            let Some(output) = self.state.output_mut(id) else { continue };
+            output.touched = false;
+            output.seen = at;
+            match output.kind {
+                Kind::Counter => {
+                    let delta = std::mem::take(&mut output.acc_delta);
+                    if !baseline {
+                        let end = at.max(output.end.saturating_add(Duration::from_millis(1)));
+                        output.end = end;
+                        output.cumulative = output.cumulative.saturating_add(delta);
+                        out.counters.push(CounterPoint {
+                            series: Arc::clone(&output.series),
+                            start: output.start,
+                            end,
+                            delta,
+                            cumulative: output.cumulative,
+                        });
+                    }
+                }
+                Kind::Gauge => {
+                    let value = std::mem::take(&mut output.acc_value);
+                    out.gauges.push(GaugePoint { series: Arc::clone(&output.series), at, value });
+                }
+            }
+        }
+
+        out.evicted = self.state.evict(at, self.config.series_ttl);
+        self.state.capped = refused > 0;
+        self.state.scrapes += 1;
+        self.state.last_scrape = Some(at);
+        self.state.target = Some(target.clone());
+        Ok(out)
+    }
+
+    fn detect_restart(&self, obs: &[Obs<'_>], keys: &str, target: &TargetInfo) -> Option<Restart> {
+        if let Some(r) = self.state.target.as_ref().and_then(|before| identity_change(before, target)) {
+            return Some(r);
+        }
+        obs.iter().find_map(|o| {
+            let Value::Counter(v) = o.value else { return None };
+            if o.class.resets() != Resets::Process {
+                return None;
+            }
+            let key = &keys[o.key.clone()];
+            let raw = self.state.raw.get(key)?;
+            (v < raw.last).then(|| Restart::CounterWentDown {
+                series: key.to_owned(),
+                before: raw.last,
+                after: v,
+            })
+        })
+    }
+
+    /// The published series a new raw series adds to: its aggregate and its breakdown.
+    fn outputs_for(&mut self, o: &Obs<'_>, at: Timestamp) -> [u32; 2] {
+        let Some(p) = catalog::published(o.class, &o.sample) else { return [NO_OUTPUT; 2] };
+        // A series that appears after the first scrape began since the previous one.
+        let start = match self.state.last_scrape {
+            Some(prev) if self.state.scrapes > 0 => prev.min(at),
+            _ => at,
+        };
+        let mut outs = [NO_OUTPUT; 2];
+        if p.aggregate || p.dimensions.is_empty() {
+            let series =
+                Series { name: p.name.to_string(), dimensions: Dimensions::none(), unit: p.unit };
+            outs[0] = self.state.intern(series, p.kind, start);
+        }
+        if !p.dimensions.is_empty() {
+            let series = Series { name: p.name.into_owned(), dimensions: p.dimensions, unit: p.unit };
+            outs[1] = self.state.intern(series, p.kind, start);
+        }
+        outs
+    }
+}
+
+fn identity_change(before: &TargetInfo, after: &TargetInfo) -> Option<Restart> {
+    fn differ<T: PartialEq + fmt::Display>(
+        what: &'static str,
+        a: &Option<T>,
+        b: &Option<T>,
+    ) -> Option<Restart> {
+        match (a, b) {
+            (Some(a), Some(b)) if a != b => {
+                Some(Restart::Identity { what, before: a.to_string(), after: b.to_string() })
+            }
+            _ => None,
+        }
+    }
+    differ("boot id", &before.boot_id, &after.boot_id)
+        .or_else(|| differ("process id", &before.pid, &after.pid))
+        .or_else(|| differ("process start time", &before.process_start, &after.process_start))
+        .or_else(|| differ("version", &before.version, &after.version))
+}
+
+#[cfg(test)]
+mod tests;

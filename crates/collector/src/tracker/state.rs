@@ -1,0 +1,177 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tailship_model::{Series, Timestamp};
+
+use crate::TargetInfo;
+use crate::catalog::Kind;
+
+/// Marks an unused slot in [`RawState::outs`].
+pub(super) const NO_OUTPUT: u32 = u32::MAX;
+
+/// Everything the tracker knows, as a plain value: serialize it to continue after a restart
+/// with no byte lost or counted twice.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrackerState {
+    /// Scrapes observed; the first one is a baseline.
+    pub(super) scrapes: u64,
+    pub(super) last_scrape: Option<Timestamp>,
+    /// The tailscaled process that answered the last scrape, as far as it is known.
+    pub(super) target: Option<TargetInfo>,
+    /// Whether the last scrape refused series for the series limit.
+    pub(super) capped: bool,
+    /// Raw series by canonical key (`family{label="value",...}`).
+    #[serde(with = "entries")]
+    pub(super) raw: HashMap<Box<str>, RawState>,
+    /// Published series; a raw series refers to them by index. Evicted slots are `None`.
+    pub(super) outputs: Vec<Option<Output>>,
+    /// Published series by identity, rebuilt from `outputs`.
+    #[serde(skip)]
+    pub(super) index: HashMap<Arc<Series>, u32>,
+    /// Evicted slots of `outputs`, reused first; rebuilt from `outputs`.
+    #[serde(skip)]
+    pub(super) free: Vec<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct RawState {
+    /// The last counter value (0 after a restart: the next value counts in full).
+    pub last: u64,
+    pub seen: Timestamp,
+    /// The aggregate and broken-down published series it adds to.
+    pub outs: [u32; 2],
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct Output {
+    pub series: Arc<Series>,
+    pub kind: Kind,
+    /// When counting began: `cumulative` is everything shipped since then.
+    pub start: Timestamp,
+    /// The end of the last point; the next one ends strictly later.
+    pub end: Timestamp,
+    pub cumulative: u64,
+    pub seen: Timestamp,
+    #[serde(skip)]
+    pub touched: bool,
+    #[serde(skip)]
+    pub acc_delta: u64,
+    #[serde(skip)]
+    pub acc_value: f64,
+}
+
+/// A saved state that does not hold together.
+#[derive(Debug, thiserror::Error)]
+#[error("tracker state is inconsistent: {0}")]
+pub struct StateError(String);
+
+impl TrackerState {
+    pub(super) fn output_mut(&mut self, id: u32) -> Option<&mut Output> {
+        self.outputs.get_mut(id as usize).and_then(Option::as_mut)
+    }
+
+    /// The id of the published series, created with `start` if it is new.
+    pub(super) fn intern(&mut self, series: Series, kind: Kind, start: Timestamp) -> u32 {
+        if let Some(&id) = self.index.get(&series) {
+            return id;
+        }
+        let series = Arc::new(series);
+        let output = Output {
+            series: Arc::clone(&series),
+            kind,
+            start,
+            end: start,
+            cumulative: 0,
+            seen: start,
+            touched: false,
+            acc_delta: 0,
+            acc_value: 0.0,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.outputs[id as usize] = Some(output);
+                id
+            }
+            None => {
+                self.outputs.push(Some(output));
+                // Fewer than u32::MAX series: the series limit is far below.
+                u32::try_from(self.outputs.len() - 1).unwrap_or(NO_OUTPUT)
+            }
+        };
+        self.index.insert(series, id);
+        id
+    }
+
+    /// Forgets raw series not seen for `ttl`, and published series none of them feeds.
+    /// Returns the number of raw series evicted.
+    pub(super) fn evict(&mut self, now: Timestamp, ttl: Duration) -> usize {
+        let before = self.raw.len();
+        self.raw.retain(|_, r| now.since(r.seen) < ttl);
+        // A published series is seen whenever one of its raw series is, so it outlives them.
+        for (id, slot) in self.outputs.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|o| now.since(o.seen) >= ttl) {
+                if let Some(o) = slot.take() {
+                    self.index.remove(&o.series);
+                    self.free.extend(u32::try_from(id).ok());
+                }
+            }
+        }
+        before - self.raw.len()
+    }
+
+    /// Checks references and rebuilds the index after deserializing.
+    pub(super) fn validated(mut self) -> Result<Self, StateError> {
+        self.index.clear();
+        self.free.clear();
+        for (id, o) in self.outputs.iter().enumerate() {
+            let id = u32::try_from(id).map_err(|_| StateError("too many series".into()))?;
+            let Some(o) = o else {
+                self.free.push(id);
+                continue;
+            };
+            {
+                if o.end < o.start {
+                    return Err(StateError(format!("{} ends before it starts", o.series)));
+                }
+                if self.index.insert(Arc::clone(&o.series), id).is_some() {
+                    return Err(StateError(format!("{} is stored twice", o.series)));
+                }
+            }
+        }
+        for (key, raw) in &self.raw {
+            for id in raw.outs.into_iter().filter(|&id| id != NO_OUTPUT) {
+                if self.outputs.get(id as usize).is_none_or(Option::is_none) {
+                    return Err(StateError(format!("{key} refers to a missing series {id}")));
+                }
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// A map serialized as a list of `[key, value]` pairs (JSON object keys must be strings, and
+/// a list keeps the format independent of the map type).
+mod entries {
+    use std::collections::HashMap;
+    use std::hash::Hash;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &HashMap<K, V>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
+}

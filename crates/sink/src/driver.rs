@@ -1,0 +1,445 @@
+//! The one driver every sink runs under. It is sans-I/O: the caller feeds it points and the
+//! time, asks it for request-sized batches, sends them with the sink, and reports back; the
+//! driver decides everything else, once, for every sink.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use tailship_model::{CounterPoint, GaugePoint, Series, Timestamp};
+
+use crate::point::bucket_of;
+use crate::stats::Stats;
+use crate::{DriverState, Limits, Point, Rejection, Report, Sink, SinkError, Value, Values};
+
+/// How the driver paces retries and concurrency.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// Requests in flight at once (each series is in at most one of them).
+    pub max_in_flight: usize,
+    /// The first retry delay; it doubles, with jitter, up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 4,
+            backoff_min: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What the caller should do after [`Driver::complete`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Carry on: take more batches.
+    Continue,
+    /// Stop sending until `after` has passed, then call [`Driver::resume`].
+    RetryAfter(Duration),
+}
+
+/// A request-sized batch handed out by [`Driver::take_batch`].
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub id: u64,
+    pub points: &'a [Point],
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    /// Pending buckets, oldest first.
+    buckets: VecDeque<Value>,
+    in_flight: bool,
+    /// Whether the series is in `Driver::ready`.
+    queued: bool,
+    /// The end of the newest point the provider accepted.
+    last_sent: Option<Timestamp>,
+    /// Set when the sink refused the series itself: its points are dropped on arrival.
+    refused: Option<Rejection>,
+}
+
+/// Pending state and outcomes of one sink.
+#[derive(Debug)]
+pub struct Driver {
+    name: String,
+    limits: Limits,
+    config: DriverConfig,
+    queues: HashMap<Arc<Series>, Queue>,
+    /// Series that may have something to send, in arrival order.
+    ready: VecDeque<Arc<Series>>,
+    in_flight: HashMap<u64, Vec<Point>>,
+    next_id: u64,
+    pending_points: usize,
+    backoff: Option<ExponentialBackoff>,
+    paused: bool,
+    stats: Stats,
+}
+
+impl Driver {
+    pub fn new(sink: &dyn Sink, config: DriverConfig) -> Self {
+        let mut limits = sink.limits().clone();
+        if sink.values() == Values::Totals {
+            // Only the newest running total matters: older ones are superseded, not lost.
+            limits.max_buckets = 1;
+            limits.many_points_per_series = false;
+        }
+        limits.max_buckets = limits.max_buckets.max(1);
+        limits.max_points = limits.max_points.max(1);
+        Self {
+            name: sink.name().to_owned(),
+            limits,
+            config,
+            queues: HashMap::new(),
+            ready: VecDeque::new(),
+            in_flight: HashMap::new(),
+            next_id: 0,
+            pending_points: 0,
+            backoff: None,
+            paused: false,
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Series with points waiting (in flight included).
+    pub fn pending_series(&self) -> usize {
+        self.queues.values().filter(|q| !q.buckets.is_empty() || q.in_flight).count()
+    }
+
+    /// Points waiting, in flight included.
+    pub fn pending_points(&self) -> usize {
+        self.pending_points + self.in_flight.values().map(Vec::len).sum::<usize>()
+    }
+
+    /// Whether a retry delay is running.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Adds one scrape's points.
+    pub fn push(
+        &mut self,
+        sink: &dyn Sink,
+        counters: &[CounterPoint],
+        gauges: &[GaugePoint],
+        now: Timestamp,
+    ) {
+        for p in counters {
+            let bucket = bucket_of(p.end, self.limits.bucket);
+            self.enqueue(sink, &p.series, Value::from_counter(p, bucket));
+        }
+        for p in gauges {
+            let bucket = bucket_of(p.at, self.limits.bucket);
+            self.enqueue(sink, &p.series, Value::from_gauge(p, bucket));
+        }
+        self.sweep(now);
+    }
+
+    fn enqueue(&mut self, sink: &dyn Sink, series: &Arc<Series>, value: Value) {
+        let queue = match self.queues.get_mut(series) {
+            Some(q) => q,
+            None => {
+                let refused = sink.admit(series).err();
+                if let Some(r) = &refused {
+                    tracing::warn!(sink = %self.name, %series, reason = %r, "series cannot be published; its points are dropped");
+                }
+                let q = Queue { refused, ..Queue::default() };
+                self.queues.entry(Arc::clone(series)).or_insert(q)
+            }
+        };
+        if let Some(r) = &queue.refused {
+            self.stats.drop_points(r.reason, 1);
+            return;
+        }
+        match queue.buckets.back_mut() {
+            Some(last) if last.bucket() == value.bucket() || self.limits.max_buckets == 1 => {
+                if !last.absorb(&value) {
+                    // A series that changed kind: keep the newest.
+                    *last = value;
+                }
+            }
+            _ => {
+                queue.buckets.push_back(value);
+                self.pending_points += 1;
+                if queue.buckets.len() > self.limits.max_buckets {
+                    merge_oldest(&mut queue.buckets);
+                    self.pending_points -= 1;
+                    self.stats.merged += 1;
+                }
+            }
+        }
+        if !queue.queued && !queue.in_flight {
+            queue.queued = true;
+            self.ready.push_back(Arc::clone(series));
+        }
+    }
+
+    /// Forgets series with nothing pending whose spacing no longer matters.
+    fn sweep(&mut self, now: Timestamp) {
+        let spacing = self.limits.min_spacing;
+        self.queues.retain(|_, q| {
+            q.in_flight
+                || q.queued
+                || !q.buckets.is_empty()
+                || q.refused.is_some()
+                || q.last_sent.is_some_and(|t| now.since(t) < spacing)
+        });
+    }
+
+    /// The next request-sized batch, if one may be sent now. With `flush`, buckets that have
+    /// not closed yet go too (shutdown).
+    pub fn take_batch(&mut self, sink: &dyn Sink, now: Timestamp, flush: bool) -> Option<Batch<'_>> {
+        if self.paused || self.in_flight.len() >= self.config.max_in_flight.max(1) {
+            return None;
+        }
+        let mut points = Vec::new();
+        let mut bytes = 0usize;
+        let mut rotations = self.ready.len();
+        'series: while rotations > 0 && points.len() < self.limits.max_points {
+            rotations -= 1;
+            let Some(series) = self.ready.pop_front() else { break };
+            let Some(queue) = self.queues.get_mut(&series) else { continue };
+            queue.queued = false;
+            if queue.in_flight || queue.buckets.is_empty() {
+                continue;
+            }
+            let mut took = 0;
+            while let Some(front) = queue.buckets.front() {
+                let age = now.since(front.end());
+                if age > self.limits.max_age {
+                    tracing::warn!(sink = %self.name, %series, age = ?age, "point older than the provider accepts; dropped");
+                    queue.buckets.pop_front();
+                    self.pending_points -= 1;
+                    self.stats.drop_points("too_old", 1);
+                    continue;
+                }
+                if front.end().since(now) > self.limits.max_future {
+                    tracing::warn!(sink = %self.name, %series, "point further in the future than the provider accepts; dropped");
+                    queue.buckets.pop_front();
+                    self.pending_points -= 1;
+                    self.stats.drop_points("too_new", 1);
+                    continue;
+                }
+                let closed = match self.limits.bucket {
+                    Some(w) if !flush => front.bucket().saturating_add(w) <= now,
+                    _ => true,
+                };
+                let spacing = self.limits.min_spacing;
+                let spaced = spacing.is_zero()
+                    || queue.last_sent.is_none_or(|t| front.end() >= t.saturating_add(spacing));
+                if !closed || !spaced {
+                    break;
+                }
+                let point = Point { series: Arc::clone(&series), value: front.clone() };
+                let size = sink.encoded_size(&point);
+                if size > self.limits.max_bytes {
+                    tracing::error!(sink = %self.name, %series, size, "point larger than a whole request; dropped");
+                    queue.buckets.pop_front();
+                    self.pending_points -= 1;
+                    self.stats.drop_points("too_large", 1);
+                    continue;
+                }
+                if bytes.saturating_add(size) > self.limits.max_bytes || points.len() >= self.limits.max_points {
+                    // Full: this series goes first next time.
+                    if took == 0 {
+                        queue.queued = true;
+                        self.ready.push_front(series);
+                        break 'series;
+                    }
+                    break;
+                }
+                queue.buckets.pop_front();
+                self.pending_points -= 1;
+                bytes += size;
+                points.push(point);
+                took += 1;
+                if !self.limits.many_points_per_series {
+                    break;
+                }
+            }
+            if took > 0 {
+                queue.in_flight = true;
+            } else if !queue.buckets.is_empty() {
+                // Not due yet: look again later.
+                queue.queued = true;
+                self.ready.push_back(series);
+            }
+        }
+        if points.is_empty() {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let points = self.in_flight.entry(id).or_insert(points);
+        Some(Batch { id, points })
+    }
+
+    /// Records what became of batch `id`.
+    pub fn complete(&mut self, id: u64, result: Result<Report, SinkError>, now: Timestamp) -> Next {
+        let Some(points) = self.in_flight.remove(&id) else { return Next::Continue };
+        self.stats.request(match &result {
+            Ok(r) if r.rejected.is_empty() => "ok",
+            Ok(_) => "partial",
+            Err(e) => e.kind(),
+        });
+        match result {
+            Ok(report) => {
+                let mut rejected = vec![false; points.len()];
+                for (i, r) in &report.rejected {
+                    if let Some(slot) = rejected.get_mut(*i) {
+                        if !*slot {
+                            *slot = true;
+                            tracing::warn!(sink = %self.name, series = %points[*i].series, reason = %r, "point rejected by the provider; dropped");
+                            self.stats.drop_points(r.reason, 1);
+                        }
+                    }
+                }
+                let sent = rejected.iter().filter(|r| !**r).count();
+                self.stats.points_sent += sent as u64;
+                self.stats.last_success = Some(now);
+                for (p, rejected) in points.into_iter().zip(rejected) {
+                    self.release(&p.series, (!rejected).then(|| p.value.end()), None);
+                }
+                self.backoff = None;
+                Next::Continue
+            }
+            Err(SinkError::Rejected(r)) => {
+                tracing::error!(sink = %self.name, points = points.len(), reason = %r, "request rejected by the provider; its points are dropped");
+                self.stats.drop_points(r.reason, points.len() as u64);
+                for p in points {
+                    self.release(&p.series, None, None);
+                }
+                self.backoff = None;
+                Next::Continue
+            }
+            Err(err) => {
+                let retry_after = match &err {
+                    SinkError::Throttled { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                self.stats.points_retried += points.len() as u64;
+                // Newest first: each goes back in front of the ones after it.
+                for p in points.into_iter().rev() {
+                    let series = Arc::clone(&p.series);
+                    self.release(&series, None, Some(p.value));
+                }
+                let config = &self.config;
+                let backoff = self.backoff.get_or_insert_with(|| {
+                    ExponentialBuilder::default()
+                        .with_min_delay(config.backoff_min)
+                        .with_max_delay(config.backoff_max)
+                        .with_jitter()
+                        .without_max_times()
+                        .build()
+                });
+                let delay = backoff.next().unwrap_or(self.config.backoff_max);
+                let delay = retry_after.map_or(delay, |r| r.max(delay));
+                tracing::warn!(sink = %self.name, error = %err, retry_in = ?delay, "send failed; points kept and retried");
+                self.paused = true;
+                Next::RetryAfter(delay)
+            }
+        }
+    }
+
+    /// Ends a retry delay.
+    pub fn resume(&mut self) {
+        self.paused = false;
+    }
+
+    /// A series' point came back: acknowledged at `sent`, or to be sent again (`requeue`).
+    fn release(&mut self, series: &Arc<Series>, sent: Option<Timestamp>, requeue: Option<Value>) {
+        let Some(queue) = self.queues.get_mut(series) else { return };
+        queue.in_flight = false;
+        if let Some(t) = sent {
+            queue.last_sent = Some(queue.last_sent.map_or(t, |l| l.max(t)));
+        }
+        if let Some(mut older) = requeue {
+            match queue.buckets.front_mut() {
+                Some(front) if front.bucket() == older.bucket() || self.limits.max_buckets == 1 => {
+                    if older.absorb(front) {
+                        *front = older;
+                    }
+                }
+                _ => {
+                    queue.buckets.push_front(older);
+                    self.pending_points += 1;
+                    if queue.buckets.len() > self.limits.max_buckets {
+                        merge_oldest(&mut queue.buckets);
+                        self.pending_points -= 1;
+                        self.stats.merged += 1;
+                    }
+                }
+            }
+        }
+        if !queue.buckets.is_empty() && !queue.queued {
+            queue.queued = true;
+            self.ready.push_back(Arc::clone(series));
+        }
+    }
+
+    /// Everything not yet acknowledged, in flight included, for the checkpoint.
+    pub fn state(&self) -> DriverState {
+        let mut series = Vec::new();
+        for (s, q) in &self.queues {
+            let mut buckets: Vec<Value> = Vec::new();
+            for points in self.in_flight.values() {
+                buckets.extend(points.iter().filter(|p| &p.series == s).map(|p| p.value.clone()));
+            }
+            buckets.extend(q.buckets.iter().cloned());
+            if buckets.is_empty() && q.last_sent.is_none() {
+                continue;
+            }
+            series.push(crate::state::SeriesState {
+                series: Series::clone(s),
+                buckets,
+                last_sent: q.last_sent,
+            });
+        }
+        series.sort_by(|a, b| a.series.cmp(&b.series));
+        DriverState { series }
+    }
+
+    /// Continues from a checkpoint: its points become pending again.
+    pub fn restore(&mut self, sink: &dyn Sink, state: DriverState) {
+        for s in state.series {
+            let series = Arc::new(s.series);
+            for value in s.buckets {
+                self.enqueue(sink, &series, value);
+            }
+            if let Some(q) = self.queues.get_mut(&series) {
+                q.last_sent = s.last_sent;
+            } else if s.last_sent.is_some() {
+                let q = Queue { last_sent: s.last_sent, ..Queue::default() };
+                self.queues.insert(series, q);
+            }
+        }
+    }
+}
+
+/// Merges the two oldest buckets into one, so that a long outage costs a bounded number of
+/// buckets per series and no bytes.
+fn merge_oldest(buckets: &mut VecDeque<Value>) {
+    if let (Some(mut oldest), Some(next)) = (buckets.pop_front(), buckets.front_mut()) {
+        if oldest.absorb(next) {
+            *next = oldest;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

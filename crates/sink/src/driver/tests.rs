@@ -1,0 +1,450 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use tailship_model::{CounterPoint, Dimensions, GaugePoint, Series, Timestamp, Unit};
+
+use super::*;
+use crate::{Limits, Point, Rejection, Report, SendFuture, Sink, SinkError, Value, Values};
+
+/// A sink that only states limits: the tests play the provider by hand.
+struct Fake {
+    limits: Limits,
+    values: Values,
+}
+
+impl Sink for Fake {
+    fn name(&self) -> &str {
+        "fake"
+    }
+    fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    fn values(&self) -> Values {
+        self.values
+    }
+    fn admit(&self, series: &Series) -> Result<(), Rejection> {
+        if series.dimensions.len() > 2 {
+            return Err(Rejection { reason: "too_many_dimensions", detail: "over 2".into() });
+        }
+        Ok(())
+    }
+    fn encoded_size(&self, p: &Point) -> usize {
+        p.series.name.len() + 10
+    }
+    fn send(&self, _: &[Point]) -> SendFuture {
+        Box::pin(std::future::ready(Ok(Report::default())))
+    }
+}
+
+fn series(i: usize) -> Arc<Series> {
+    Arc::new(Series {
+        name: "tailscale.bytes.sent.total".into(),
+        dimensions: Dimensions::new([("path", format!("p{i}"))]),
+        unit: Unit::Bytes,
+    })
+}
+
+/// Runs a driver over simulated time: one scrape of `n` series every `every`, each adding
+/// `delta`; the provider answers with `answer(call, points, now)`. Tracks what it accepted.
+struct Sim {
+    sink: Fake,
+    driver: Driver,
+    now: Timestamp,
+    /// Counter totals since start per series, as the tracker would produce them.
+    cumulative: Vec<u64>,
+    starts: Vec<Timestamp>,
+    pushed: u64,
+    accepted: BTreeMap<String, u64>,
+    /// Bucket timestamps accepted per series (to check none is sent twice).
+    accepted_buckets: Vec<(String, Timestamp)>,
+    calls: usize,
+    max_pending: usize,
+    retry_until: Option<Timestamp>,
+    /// Every retry delay the driver asked for.
+    delays: Vec<Duration>,
+}
+
+impl Sim {
+    fn new(limits: Limits, values: Values, n: usize) -> Self {
+        let sink = Fake { limits, values };
+        let driver = Driver::new(&sink, DriverConfig::default());
+        Self {
+            sink,
+            driver,
+            now: Timestamp::from_millis(1_700_000_000_000),
+            cumulative: vec![0; n],
+            starts: vec![Timestamp::from_millis(1_700_000_000_000); n],
+            pushed: 0,
+            accepted: BTreeMap::new(),
+            accepted_buckets: Vec::new(),
+            calls: 0,
+            max_pending: 0,
+            retry_until: None,
+            delays: Vec::new(),
+        }
+    }
+
+    fn scrape(&mut self, delta: u64) {
+        let points: Vec<CounterPoint> = (0..self.cumulative.len())
+            .map(|i| {
+                self.cumulative[i] += delta;
+                CounterPoint {
+                    series: series(i),
+                    start: self.starts[i],
+                    end: self.now,
+                    delta,
+                    cumulative: self.cumulative[i],
+                }
+            })
+            .collect();
+        self.pushed += delta * points.len() as u64;
+        self.driver.push(&self.sink, &points, &[], self.now);
+        self.max_pending = self.max_pending.max(self.driver.pending_points());
+    }
+
+    /// Sends whatever the driver lets through now, answering with `answer`.
+    fn flush(
+        &mut self,
+        flush_all: bool,
+        mut answer: impl FnMut(usize, &[Point]) -> Result<Report, SinkError>,
+    ) -> usize {
+        if let Some(t) = self.retry_until {
+            if self.now < t {
+                return 0;
+            }
+            self.retry_until = None;
+            self.driver.resume();
+        }
+        let mut requests = 0;
+        loop {
+            let Some(batch) = self.driver.take_batch(&self.sink, self.now, flush_all) else { break };
+            let (id, points) = (batch.id, batch.points.to_vec());
+            self.calls += 1;
+            requests += 1;
+            let result = answer(self.calls, &points);
+            if let Ok(report) = &result {
+                for (i, p) in points.iter().enumerate() {
+                    if report.rejected.iter().any(|(r, _)| *r == i) {
+                        continue;
+                    }
+                    let Value::Counter(c) = &p.value else { continue };
+                    *self.accepted.entry(p.series.to_string()).or_default() += c.sum;
+                    self.accepted_buckets.push((p.series.to_string(), c.bucket));
+                }
+            }
+            if let Next::RetryAfter(d) = self.driver.complete(id, result, self.now) {
+                self.delays.push(d);
+                self.retry_until = Some(self.now.saturating_add(d));
+                break;
+            }
+        }
+        requests
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now = self.now.saturating_add(d);
+    }
+
+    fn accepted_total(&self) -> u64 {
+        self.accepted.values().sum()
+    }
+}
+
+fn ok(_: usize, _: &[Point]) -> Result<Report, SinkError> {
+    Ok(Report::default())
+}
+
+fn cloudwatch_like() -> Limits {
+    Limits {
+        max_points: 1000,
+        max_bytes: 1 << 20,
+        bucket: Some(Duration::from_secs(60)),
+        max_buckets: 30,
+        max_age: Duration::from_secs(14 * 86_400),
+        max_future: Duration::from_secs(7_200),
+        ..Limits::default()
+    }
+}
+
+#[test]
+fn batches_are_the_fewest_the_limits_allow() {
+    let mut sim = Sim::new(Limits { max_points: 1000, ..Limits::default() }, Values::Deltas, 2_500);
+    sim.scrape(7);
+    assert_eq!(sim.flush(false, ok), 3);
+    assert_eq!(sim.accepted_total(), sim.pushed);
+    assert_eq!(sim.driver.pending_points(), 0);
+
+    // The byte limit splits too: each point is 36 bytes here.
+    let limits = Limits { max_points: 1000, max_bytes: 36 * 100, ..Limits::default() };
+    let mut sim = Sim::new(limits, Values::Deltas, 250);
+    sim.scrape(1);
+    assert_eq!(sim.flush(false, ok), 3);
+    assert_eq!(sim.accepted_total(), 250);
+}
+
+#[test]
+fn scrapes_in_one_bucket_become_one_point_sent_when_the_bucket_closes() {
+    let mut sim = Sim::new(cloudwatch_like(), Values::Deltas, 1);
+    // Align to a bucket start, then scrape every 10 s.
+    sim.now = Timestamp::from_millis(1_700_000_040_000);
+    let mut sent = Vec::new();
+    for delta in [5, 1, 9, 3, 2, 4] {
+        sim.scrape(delta);
+        sim.flush(false, |_, points| {
+            sent.extend(points.iter().cloned());
+            Ok(Report::default())
+        });
+        sim.advance(Duration::from_secs(10));
+    }
+    assert!(sent.is_empty(), "nothing is sent before the bucket closes");
+    sim.flush(false, |_, points| {
+        sent.extend(points.iter().cloned());
+        Ok(Report::default())
+    });
+    assert_eq!(sent.len(), 1);
+    let Value::Counter(c) = &sent[0].value else { panic!("a counter") };
+    assert_eq!((c.count, c.sum, c.min, c.max, c.cumulative), (6, 24, 1, 9, 24));
+    assert_eq!(c.bucket, Timestamp::from_millis(1_700_000_040_000));
+}
+
+#[test]
+fn a_throttling_storm_loses_nothing_and_honours_retry_after() {
+    let mut sim = Sim::new(Limits::default(), Values::Deltas, 50);
+    for _ in 0..100 {
+        sim.scrape(100);
+        sim.flush(false, |call, _| {
+            if call % 4 != 0 {
+                Err(SinkError::Throttled { retry_after: Some(Duration::from_secs(3)), detail: "Throttling".into() })
+            } else {
+                Ok(Report::default())
+            }
+        });
+        sim.advance(Duration::from_secs(1));
+    }
+    while sim.driver.pending_points() > 0 {
+        sim.advance(Duration::from_secs(60));
+        sim.flush(false, ok);
+    }
+    assert_eq!(sim.accepted_total(), sim.pushed);
+    assert!(!sim.delays.is_empty());
+    assert!(sim.delays.iter().all(|d| *d >= Duration::from_secs(3)), "{:?}", sim.delays);
+    assert!(sim.driver.stats().requests["throttled"] > 0);
+    assert!(sim.driver.stats().points_retried > 0);
+}
+
+#[test]
+fn a_long_outage_stays_bounded_and_every_byte_arrives_in_its_bucket() {
+    // Five hours down, scraping every minute: 300 buckets per series, capped at 30.
+    let mut sim = Sim::new(cloudwatch_like(), Values::Deltas, 50);
+    for minute in 0..300 {
+        sim.scrape(1_000 + minute);
+        sim.flush(false, |_, _| Err(SinkError::Transient("connection refused".into())));
+        sim.advance(Duration::from_secs(60));
+    }
+    assert!(sim.max_pending <= 50 * 30, "pending points {}", sim.max_pending);
+    assert!(sim.driver.stats().merged > 0);
+    // Recovery.
+    for _ in 0..40 {
+        sim.advance(Duration::from_secs(301));
+        sim.flush(false, ok);
+    }
+    assert_eq!(sim.driver.pending_points(), 0);
+    assert_eq!(sim.accepted_total(), sim.pushed);
+    // Within the cap, buckets keep their own minute: the last 29 minutes arrived one by one.
+    let mut buckets: Vec<_> = sim.accepted_buckets.iter().filter(|(s, _)| s.ends_with("p0}")).collect();
+    buckets.sort();
+    buckets.dedup();
+    assert_eq!(buckets.len(), 30, "one merged bucket plus 29 of their own");
+}
+
+#[test]
+fn a_short_outage_delivers_every_bucket_with_its_own_time() {
+    let mut sim = Sim::new(cloudwatch_like(), Values::Deltas, 3);
+    for _ in 0..20 {
+        sim.scrape(10);
+        sim.flush(false, |_, _| Err(SinkError::Transient("503".into())));
+        sim.advance(Duration::from_secs(60));
+    }
+    for _ in 0..20 {
+        sim.advance(Duration::from_secs(301));
+        sim.flush(false, ok);
+    }
+    assert_eq!(sim.accepted_total(), sim.pushed);
+    assert_eq!(sim.driver.stats().merged, 0);
+    let p0: Vec<_> = sim.accepted_buckets.iter().filter(|(s, _)| s.ends_with("p0}")).collect();
+    assert_eq!(p0.len(), 20, "each minute once");
+}
+
+#[test]
+fn rejections_drop_and_count_while_the_rest_is_written() {
+    let mut sim = Sim::new(Limits::default(), Values::Deltas, 4);
+    sim.scrape(5);
+    sim.flush(false, |_, _| {
+        Ok(Report {
+            rejected: vec![(1, Rejection { reason: "invalid_parameter", detail: "bad".into() })],
+        })
+    });
+    assert_eq!(sim.accepted_total(), 15);
+    sim.scrape(5);
+    sim.flush(false, |_, _| {
+        Err(SinkError::Rejected(Rejection { reason: "invalid_parameter", detail: "all bad".into() }))
+    });
+    let stats = sim.driver.stats();
+    assert_eq!(stats.points_dropped["invalid_parameter"], 5);
+    assert_eq!(stats.requests["partial"], 1);
+    assert_eq!(stats.requests["rejected"], 1);
+    assert_eq!(sim.driver.pending_points(), 0);
+    assert!(!sim.driver.is_paused(), "a rejection is no reason to back off");
+}
+
+#[test]
+fn auth_failures_keep_the_points_until_credentials_work() {
+    let mut sim = Sim::new(Limits::default(), Values::Deltas, 2);
+    for _ in 0..5 {
+        sim.scrape(3);
+        sim.flush(false, |_, _| Err(SinkError::Auth("expired token".into())));
+        sim.advance(Duration::from_secs(600));
+    }
+    assert_eq!(sim.accepted_total(), 0);
+    sim.advance(Duration::from_secs(600));
+    sim.flush(false, ok);
+    assert_eq!(sim.accepted_total(), 30);
+}
+
+#[test]
+fn refused_series_are_dropped_and_counted() {
+    let sink = Fake { limits: Limits::default(), values: Values::Deltas };
+    let mut d = Driver::new(&sink, DriverConfig::default());
+    let wide = Arc::new(Series {
+        name: "x".into(),
+        dimensions: Dimensions::new([("a", "1"), ("b", "2"), ("c", "3")]),
+        unit: Unit::Count,
+    });
+    let p = GaugePoint { series: wide, at: Timestamp::from_millis(1), value: 1.0 };
+    d.push(&sink, &[], &[p.clone(), p], Timestamp::from_millis(1));
+    assert_eq!(d.stats().points_dropped["too_many_dimensions"], 2);
+    assert!(d.take_batch(&sink, Timestamp::from_millis(2), true).is_none());
+}
+
+#[test]
+fn totals_are_coalesced_spaced_and_superseded_not_resent() {
+    let limits = Limits { max_points: 200, min_spacing: Duration::from_secs(10), ..Limits::default() };
+    let mut sim = Sim::new(limits, Values::Totals, 3);
+    let mut sent: Vec<Point> = Vec::new();
+    for second in 0..60 {
+        sim.scrape(1);
+        let fail = (20..30).contains(&second);
+        sim.flush(false, |_, points| {
+            if fail {
+                return Err(SinkError::Transient("unavailable".into()));
+            }
+            sent.extend(points.iter().cloned());
+            Ok(Report::default())
+        });
+        sim.advance(Duration::from_secs(1));
+    }
+    // The last total is held until 10 s after the previous one; a newer scrape carries it.
+    sim.advance(Duration::from_secs(10));
+    sim.scrape(0);
+    sim.flush(true, |_, points| {
+        sent.extend(points.iter().cloned());
+        Ok(Report::default())
+    });
+    let p0: Vec<_> = sent.iter().filter(|p| p.series.to_string().ends_with("p0}")).collect();
+    for pair in p0.windows(2) {
+        let gap = pair[1].value.end().since(pair[0].value.end());
+        assert!(gap >= Duration::from_secs(10), "points {gap:?} apart");
+    }
+    let Value::Counter(last) = &p0.last().unwrap().value else { panic!() };
+    assert_eq!(last.cumulative, 60, "the newest total carries everything");
+}
+
+#[test]
+fn old_points_are_dropped_and_counted() {
+    let limits = Limits { max_age: Duration::from_secs(3600), ..Limits::default() };
+    let mut sim = Sim::new(limits, Values::Deltas, 1);
+    sim.scrape(9);
+    sim.flush(false, |_, _| Err(SinkError::Transient("down".into())));
+    sim.advance(Duration::from_secs(7200));
+    sim.flush(false, ok);
+    assert_eq!(sim.driver.stats().points_dropped["too_old"], 1);
+    assert_eq!(sim.driver.pending_points(), 0);
+}
+
+#[test]
+fn a_series_is_in_one_request_at_a_time() {
+    let sink = Fake { limits: Limits::default(), values: Values::Deltas };
+    let mut d = Driver::new(&sink, DriverConfig::default());
+    let t = Timestamp::from_millis(1_000);
+    let point = |delta, end| CounterPoint {
+        series: series(0),
+        start: t,
+        end: Timestamp::from_millis(end),
+        delta,
+        cumulative: delta,
+    };
+    d.push(&sink, &[point(1, 1_000)], &[], t);
+    let first = d.take_batch(&sink, t, false).map(|b| b.id).unwrap();
+    d.push(&sink, &[point(2, 2_000)], &[], t);
+    assert!(d.take_batch(&sink, t, false).is_none(), "its earlier point is still in flight");
+    d.complete(first, Ok(Report::default()), t);
+    assert_eq!(d.take_batch(&sink, t, false).map(|b| b.points.len()), Some(1));
+}
+
+#[test]
+fn state_keeps_in_flight_and_pending_points_across_a_restart() {
+    let mut sim = Sim::new(Limits { max_points: 2, ..Limits::default() }, Values::Deltas, 3);
+    sim.scrape(4);
+    let id = sim.driver.take_batch(&sim.sink, sim.now, false).map(|b| b.id).unwrap();
+    let state = sim.driver.state();
+    let json = serde_json::to_string(&state).unwrap();
+    let _ = id; // killed while the request was in flight
+
+    let mut restored = Driver::new(&sim.sink, DriverConfig::default());
+    restored.restore(&sim.sink, serde_json::from_str(&json).unwrap());
+    assert_eq!(restored.pending_points(), 3);
+    let mut total = 0;
+    while let Some(b) = restored.take_batch(&sim.sink, sim.now, true) {
+        let (id, sum) = (b.id, b.points.iter().map(|p| match &p.value {
+            Value::Counter(c) => c.sum,
+            Value::Gauge(_) => 0,
+        }).sum::<u64>());
+        total += sum;
+        restored.complete(id, Ok(Report::default()), sim.now);
+    }
+    assert_eq!(total, 12);
+}
+
+proptest! {
+    /// Whatever the provider answers, every point is accepted once or dropped and counted:
+    /// accepted + rejected equals what was pushed, and pending memory stays bounded.
+    #[test]
+    fn every_point_is_accepted_once_or_counted(answers in proptest::collection::vec(0..6u8, 1..200)) {
+        let mut sim = Sim::new(Limits { max_points: 7, max_buckets: 5, bucket: Some(Duration::from_secs(60)), ..Limits::default() }, Values::Deltas, 10);
+        let mut rejected = 0u64;
+        let mut answers = answers.into_iter().cycle();
+        for _ in 0..100 {
+            sim.scrape(3);
+            sim.flush(false, |_, points| match answers.next().unwrap_or(0) {
+                0 | 1 => Ok(Report::default()),
+                2 => Err(SinkError::Throttled { retry_after: None, detail: "slow down".into() }),
+                3 => Err(SinkError::Transient("timeout".into())),
+                4 => {
+                    rejected += points.iter().map(|p| match &p.value { Value::Counter(c) => c.sum, Value::Gauge(_) => 0 }).sum::<u64>();
+                    Err(SinkError::Rejected(Rejection { reason: "invalid", detail: String::new() }))
+                }
+                _ => Err(SinkError::Auth("denied".into())),
+            });
+            sim.advance(Duration::from_secs(30));
+        }
+        for _ in 0..100 {
+            sim.advance(Duration::from_secs(400));
+            sim.flush(true, ok);
+        }
+        prop_assert_eq!(sim.driver.pending_points(), 0);
+        prop_assert_eq!(sim.accepted_total() + rejected, sim.pushed);
+        prop_assert!(sim.max_pending <= 10 * 5 + 7 * 4);
+    }
+}

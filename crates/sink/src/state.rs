@@ -1,0 +1,21 @@
+use serde::{Deserialize, Serialize};
+use tailship_model::{Series, Timestamp};
+
+use crate::Value;
+
+/// What a sink's driver must remember across a restart: every point not yet acknowledged
+/// (in flight included: the provider may not have written it) and when each series was
+/// last written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DriverState {
+    pub series: Vec<SeriesState>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesState {
+    pub series: Series,
+    /// Pending buckets, oldest first.
+    pub buckets: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sent: Option<Timestamp>,
+}

@@ -1,0 +1,55 @@
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tailship_collector::{DEFAULT_SOCKET, SourceSpec};
+
+/// Ships tailscaled's client metrics to CloudWatch and Cloud Monitoring as exact deltas.
+#[derive(Debug, Parser)]
+#[command(name = "tailship", version, about)]
+pub struct Cli {
+    /// Log filter, e.g. `debug` or `tailship_collector=trace` (default: $TAILSHIP_LOG, else info).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the catalog: every tailscaled family and the name it is published under.
+    Catalog {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Scrape tailscaled once and print the samples read and the lines that could not be.
+    Once {
+        /// `unix:/path/to/tailscaled.sock`, an `http://` URL, or a file written by
+        /// `tailscale metrics write`.
+        #[arg(long, value_name = "URL|PATH|unix:SOCKET", default_value_t = default_source())]
+        source: SourceSpec,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// How long the whole scrape may take, e.g. `10s` or `500ms`.
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+        timeout: Duration,
+        /// The largest body accepted, in bytes.
+        #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+        max_body: usize,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON document for programs.
+    Json,
+}
+
+fn default_source() -> SourceSpec {
+    SourceSpec::LocalApi { socket: DEFAULT_SOCKET.into() }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (write e.g. `10s` or `500ms`)"))
+}

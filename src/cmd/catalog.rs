@@ -1,0 +1,91 @@
+//! `tailship catalog`: the table of what is published.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use serde::Serialize;
+use tailship_collector::{Breakdown, CATALOG, Entry, Kind, Resets};
+use tailship_model::Unit;
+
+use crate::cli::Format;
+
+pub fn run(format: Format) -> anyhow::Result<ExitCode> {
+    let mut out = io::stdout().lock();
+    match format {
+        Format::Table => write_table(&mut out)?,
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &json())?;
+            writeln!(out)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One catalog row as published: every dimension set it is published with.
+#[derive(Debug, Serialize)]
+struct Row {
+    family: &'static str,
+    name: &'static str,
+    kind: Kind,
+    unit: Unit,
+    /// The dimension sets published: `[]` is the aggregate.
+    dimensions: Vec<&'static [&'static str]>,
+    /// How its counters reset (`process` or `series`); absent for gauges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resets: Option<Resets>,
+    description: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct Catalog {
+    metrics: Vec<Row>,
+    /// How a `tailscaled_*` family not in the table is published.
+    derived: &'static str,
+}
+
+fn dimension_sets(e: &Entry) -> Vec<&'static [&'static str]> {
+    let mut sets = Vec::new();
+    let Breakdown::Labels(labels) = e.breakdown else { return sets };
+    if e.aggregate || labels.is_empty() {
+        sets.push(&[][..]);
+    }
+    if !labels.is_empty() {
+        sets.push(labels);
+    }
+    sets
+}
+
+const DERIVED: &str = "tailscaled_<rest> is published as tailscale.<rest, with _ as .>, broken down by all its labels; counters also as a dimensionless aggregate; each series judged on its own for resets";
+
+fn json() -> Catalog {
+    let metrics = CATALOG
+        .iter()
+        .map(|e| Row {
+            family: e.family,
+            name: e.name,
+            kind: e.kind,
+            unit: e.unit,
+            dimensions: dimension_sets(e),
+            resets: (e.kind == Kind::Counter).then_some(e.resets),
+            description: e.description,
+        })
+        .collect();
+    Catalog { metrics, derived: DERIVED }
+}
+
+fn write_table(out: &mut impl Write) -> io::Result<()> {
+    let rows: Vec<[String; 5]> = CATALOG
+        .iter()
+        .map(|e| {
+            let dims = dimension_sets(e)
+                .iter()
+                .map(|d| if d.is_empty() { "-".to_owned() } else { d.join("+") })
+                .collect::<Vec<_>>()
+                .join(", ");
+            [e.name.to_owned(), e.kind.to_string(), e.unit.to_string(), dims, e.family.to_owned()]
+        })
+        .collect();
+    let header = ["NAME", "KIND", "UNIT", "DIMENSIONS", "TAILSCALED FAMILY"].map(String::from);
+    crate::cmd::write_columns(out, &header, &rows)?;
+    writeln!(out, "\nOther {DERIVED}.")
+}

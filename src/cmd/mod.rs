@@ -1,0 +1,46 @@
+mod catalog;
+mod once;
+
+use std::process::ExitCode;
+
+use crate::cli::Command;
+
+pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Catalog { format } => catalog::run(format),
+        Command::Once { source, format, timeout, max_body } => {
+            once::run(source, format, timeout, max_body)
+        }
+    }
+}
+
+/// A single-threaded runtime: tailship is a sidecar and one thread does the job.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Writes rows in aligned columns under a header; the last column is not padded.
+fn write_columns<const N: usize>(
+    out: &mut impl std::io::Write,
+    header: &[String; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
+    let mut widths = header.each_ref().map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
