@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -16,6 +17,35 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the agent: scrape tailscaled, track its counters and ship them to every sink.
+    Run {
+        /// The TOML configuration file.
+        #[arg(
+            long,
+            short,
+            value_name = "FILE",
+            default_value = "/etc/tailship/tailship.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Validate the configuration, reach the source and the state directory, and check every
+    /// sink as far as possible without writing data.
+    Check {
+        #[arg(
+            long,
+            short,
+            value_name = "FILE",
+            default_value = "/etc/tailship/tailship.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Run the real pipeline against a built-in simulated tailscaled (restarts, a missed
+    /// reset, new series) into the stdout sink, then compare shipped with true bytes.
+    Demo {
+        /// How long the simulated traffic runs.
+        #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+        duration: Duration,
+    },
     /// Print the catalog: every tailscaled family and the name it is published under.
     Catalog {
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -47,7 +77,9 @@ pub enum Format {
 }
 
 fn default_source() -> SourceSpec {
-    SourceSpec::LocalApi { socket: DEFAULT_SOCKET.into() }
+    SourceSpec::LocalApi {
+        socket: DEFAULT_SOCKET.into(),
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -45,7 +45,9 @@ struct Catalog {
 
 fn dimension_sets(e: &Entry) -> Vec<&'static [&'static str]> {
     let mut sets = Vec::new();
-    let Breakdown::Labels(labels) = e.breakdown else { return sets };
+    let Breakdown::Labels(labels) = e.breakdown else {
+        return sets;
+    };
     if e.aggregate || labels.is_empty() {
         sets.push(&[][..]);
     }
@@ -70,7 +72,10 @@ fn json() -> Catalog {
             description: e.description,
         })
         .collect();
-    Catalog { metrics, derived: DERIVED }
+    Catalog {
+        metrics,
+        derived: DERIVED,
+    }
 }
 
 fn write_table(out: &mut impl Write) -> io::Result<()> {
@@ -79,10 +84,22 @@ fn write_table(out: &mut impl Write) -> io::Result<()> {
         .map(|e| {
             let dims = dimension_sets(e)
                 .iter()
-                .map(|d| if d.is_empty() { "-".to_owned() } else { d.join("+") })
+                .map(|d| {
+                    if d.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        d.join("+")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
-            [e.name.to_owned(), e.kind.to_string(), e.unit.to_string(), dims, e.family.to_owned()]
+            [
+                e.name.to_owned(),
+                e.kind.to_string(),
+                e.unit.to_string(),
+                dims,
+                e.family.to_owned(),
+            ]
         })
         .collect();
     let header = ["NAME", "KIND", "UNIT", "DIMENSIONS", "TAILSCALED FAMILY"].map(String::from);

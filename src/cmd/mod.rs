@@ -1,14 +1,39 @@
 mod catalog;
+mod check;
+mod demo;
 mod once;
+mod run;
 
 use std::process::ExitCode;
 
-use crate::cli::Command;
+use crate::cli::{Cli, Command};
+use crate::config::{Config, LogFormat};
+use crate::logs;
 
-pub fn run(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let level = cli.log_level.as_deref();
+    match cli.command {
+        Command::Run { config } => {
+            let config = Config::load(&config)?;
+            logs::init(&logs::level(level, &config.log.level), config.log.format);
+            run::run(config)
+        }
+        Command::Check { config } => {
+            logs::init(&logs::level(level, "warn"), LogFormat::Human);
+            check::run(&config)
+        }
+        Command::Demo { duration } => {
+            logs::init(&logs::level(level, "warn"), LogFormat::Human);
+            demo::run(duration)
+        }
         Command::Catalog { format } => catalog::run(format),
-        Command::Once { source, format, timeout, max_body } => {
+        Command::Once {
+            source,
+            format,
+            timeout,
+            max_body,
+        } => {
+            logs::init(&logs::level(level, "warn"), LogFormat::Human);
             once::run(source, format, timeout, max_body)
         }
     }
@@ -16,7 +41,9 @@ pub fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 /// A single-threaded runtime: tailship is a sidecar and one thread does the job.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// Writes rows in aligned columns under a header; the last column is not padded.

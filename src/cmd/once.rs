@@ -28,7 +28,10 @@ pub fn run(
                 .anomalies
                 .details()
                 .iter()
-                .map(|a| Anomaly { kind: a.kind(), message: a.to_string() })
+                .map(|a| Anomaly {
+                    kind: a.kind(),
+                    message: a.to_string(),
+                })
                 .collect();
             let doc = Doc {
                 source: spec.to_string(),
@@ -102,7 +105,12 @@ fn write_table(
                 Kind::Counter => "counter",
                 Kind::Gauge => "gauge",
             };
-            [s.series.clone(), published, kind.to_owned(), s.value.to_string()]
+            [
+                s.series.clone(),
+                published,
+                kind.to_owned(),
+                s.value.to_string(),
+            ]
         })
         .collect();
     let header = ["TAILSCALED SERIES", "PUBLISHED AS", "KIND", "VALUE"].map(String::from);

@@ -34,7 +34,11 @@ pub enum Anomaly {
     /// A line the parser could not read.
     Parse(LineError),
     /// A value that cannot be shipped; the series keeps its previous state.
-    Value { series: String, problem: ValueProblem, text: String },
+    Value {
+        series: String,
+        problem: ValueProblem,
+        text: String,
+    },
     /// The same series twice in one body; the first one counts.
     Duplicate { series: String },
     /// A new series beyond the configured maximum number of tracked series.
@@ -57,7 +61,11 @@ impl fmt::Display for Anomaly {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Anomaly::Parse(e) => write!(f, "{e}"),
-            Anomaly::Value { series, problem, text } => {
+            Anomaly::Value {
+                series,
+                problem,
+                text,
+            } => {
                 let why = match problem {
                     ValueProblem::NaN => "is NaN",
                     ValueProblem::Infinite => "is infinite",
@@ -68,7 +76,10 @@ impl fmt::Display for Anomaly {
                 write!(f, "{series}: value {text:?} {why}; not shipped")
             }
             Anomaly::Duplicate { series } => {
-                write!(f, "{series}: appears more than once in the body; the first one counts")
+                write!(
+                    f,
+                    "{series}: appears more than once in the body; the first one counts"
+                )
             }
             Anomaly::SeriesCap { series, max } => write!(
                 f,
@@ -182,7 +193,9 @@ mod tests {
     fn anomalies_keep_exact_counts_and_bounded_details() {
         let mut a = Anomalies::default();
         for i in 0..(Anomalies::DETAILS + 50) {
-            a.push(Anomaly::Duplicate { series: format!("s{i}") });
+            a.push(Anomaly::Duplicate {
+                series: format!("s{i}"),
+            });
         }
         a.push(Anomaly::Value {
             series: "x".into(),
@@ -191,6 +204,9 @@ mod tests {
         });
         assert_eq!(a.total(), 151);
         assert_eq!(a.details().len(), Anomalies::DETAILS);
-        assert_eq!(a.counts().collect::<Vec<_>>(), [("duplicate", 150), ("nan", 1)]);
+        assert_eq!(
+            a.counts().collect::<Vec<_>>(),
+            [("duplicate", 150), ("nan", 1)]
+        );
     }
 }

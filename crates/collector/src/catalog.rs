@@ -300,7 +300,10 @@ pub fn classify(family: &str, family_type: MetricType, name: &str) -> Class {
 /// family that would collide is published as `tailscale.derived.…`.
 pub fn derived_name(name: &str) -> String {
     let rest = name.strip_prefix(FAMILY_PREFIX).unwrap_or(name);
-    let dotted: String = rest.chars().map(|c| if c == '_' { '.' } else { c }).collect();
+    let dotted: String = rest
+        .chars()
+        .map(|c| if c == '_' { '.' } else { c })
+        .collect();
     let plain = format!("tailscale.{dotted}");
     if CATALOG.iter().any(|e| e.name == plain) {
         format!("tailscale.derived.{dotted}")
@@ -324,7 +327,13 @@ pub struct Published {
 /// How a sample of this class is published; `None` when it is not.
 pub fn published(class: Class, sample: &Sample<'_>) -> Option<Published> {
     let (name, kind, unit, aggregate, breakdown) = match class {
-        Class::Known(e) => (Cow::Borrowed(e.name), e.kind, e.unit, e.aggregate, e.breakdown),
+        Class::Known(e) => (
+            Cow::Borrowed(e.name),
+            e.kind,
+            e.unit,
+            e.aggregate,
+            e.breakdown,
+        ),
         Class::Derived(kind) => (
             Cow::Owned(derived_name(sample.name)),
             kind,
@@ -338,7 +347,13 @@ pub fn published(class: Class, sample: &Sample<'_>) -> Option<Published> {
         Breakdown::Labels(keep) => keep.contains(k),
         Breakdown::All => true,
     }));
-    Some(Published { name, kind, unit, aggregate, dimensions })
+    Some(Published {
+        name,
+        kind,
+        unit,
+        aggregate,
+        dimensions,
+    })
 }
 
 /// The unit of a family the table does not know, guessed from its name.
@@ -359,7 +374,12 @@ mod tests {
     #[test]
     fn table_is_sorted_unique_and_names_are_unique() {
         for w in CATALOG.windows(2) {
-            assert!(w[0].family < w[1].family, "{} before {}", w[0].family, w[1].family);
+            assert!(
+                w[0].family < w[1].family,
+                "{} before {}",
+                w[0].family,
+                w[1].family
+            );
         }
         let mut names: Vec<_> = CATALOG.iter().map(|e| e.name).collect();
         names.sort_unstable();
@@ -404,15 +424,28 @@ mod tests {
             "tailscaled_new_thing_total",
             "derived counter tailscale.new.thing.total",
         );
-        check("tailscaled_temp", Unknown, "tailscaled_temp", "derived gauge tailscale.temp");
-        check("tailscaled_lat", Histogram, "tailscaled_lat_bucket", "ignored");
+        check(
+            "tailscaled_temp",
+            Unknown,
+            "tailscaled_temp",
+            "derived gauge tailscale.temp",
+        );
+        check(
+            "tailscaled_lat",
+            Histogram,
+            "tailscaled_lat_bucket",
+            "ignored",
+        );
         check("go_goroutines", Gauge, "go_goroutines", "ignored");
         check("tailscaled_", Gauge, "tailscaled_", "ignored");
     }
 
     #[test]
     fn derived_names_never_take_a_table_name() {
-        assert_eq!(derived_name("tailscaled_bytes_sent_total"), "tailscale.derived.bytes.sent.total");
+        assert_eq!(
+            derived_name("tailscaled_bytes_sent_total"),
+            "tailscale.derived.bytes.sent.total"
+        );
         for e in CATALOG {
             assert_ne!(derived_name(e.family), e.name);
         }
@@ -420,8 +453,14 @@ mod tests {
 
     #[test]
     fn derived_units() {
-        assert_eq!(derived_unit("tailscaled_x_bytes_total", Kind::Counter), Unit::Bytes);
-        assert_eq!(derived_unit("tailscaled_x_total", Kind::Counter), Unit::Count);
+        assert_eq!(
+            derived_unit("tailscaled_x_bytes_total", Kind::Counter),
+            Unit::Bytes
+        );
+        assert_eq!(
+            derived_unit("tailscaled_x_total", Kind::Counter),
+            Unit::Count
+        );
         assert_eq!(derived_unit("tailscaled_x", Kind::Gauge), Unit::None);
     }
 }

@@ -7,7 +7,11 @@ pub fn write_key(buf: &mut String, sample: &Sample<'_>) {
     if sample.labels.is_empty() {
         return;
     }
-    let sorted = sample.labels.iter().zip(sample.labels.iter().skip(1)).all(|((a, _), (b, _))| a <= b);
+    let sorted = sample
+        .labels
+        .iter()
+        .zip(sample.labels.iter().skip(1))
+        .all(|((a, _), (b, _))| a <= b);
     buf.push('{');
     let mut push = |i: usize, k: &str, v: &str| {
         if i > 0 {
@@ -38,4 +42,3 @@ pub fn write_key(buf: &mut String, sample: &Sample<'_>) {
     }
     buf.push('}');
 }
-

@@ -7,9 +7,27 @@
 //!
 //! The collector knows nothing about clouds, sinks or configuration files.
 
+mod anomaly;
+mod catalog;
+mod key;
 mod parse;
+mod reading;
 mod source;
 mod target;
+mod tracker;
 
+pub use anomaly::{Anomalies, Anomaly, ValueProblem, counter_value, gauge_value};
+pub use catalog::{
+    Breakdown, CATALOG, Class, Entry, FAMILY_PREFIX, Kind, Published, Resets, classify,
+    derived_name, derived_unit, lookup, published,
+};
 pub use parse::{Event, Labels, LineError, MetricType, Parser, Sample, parse};
+pub use reading::{ReadSample, Reading, read};
+pub use source::{
+    DEFAULT_SOCKET, DEFAULT_URL, Fetched, Source, SourceError, SourceOptions, SourceSpec,
+    SourceSpecError,
+};
 pub use target::TargetInfo;
+pub use tracker::{
+    EmptyScrape, Observation, Restart, StateError, Tracker, TrackerConfig, TrackerState,
+};

@@ -88,8 +88,14 @@ mod tests {
         assert_eq!(r.samples.len(), 1);
         let s = &r.samples[0];
         assert_eq!(s.series, r#"tailscaled_outbound_bytes_total{path="derp"}"#);
-        assert_eq!((s.name.as_str(), s.dimensions.to_string()), ("tailscale.bytes.sent.total", "path=derp".into()));
-        assert_eq!((s.kind, s.unit, s.value), (Kind::Counter, Unit::Bytes, 5684.0));
+        assert_eq!(
+            (s.name.as_str(), s.dimensions.to_string()),
+            ("tailscale.bytes.sent.total", "path=derp".into())
+        );
+        assert_eq!(
+            (s.kind, s.unit, s.value),
+            (Kind::Counter, Unit::Bytes, 5684.0)
+        );
         assert_eq!(r.ignored, 1);
         let kinds: Vec<_> = r.anomalies.counts().collect();
         assert_eq!(kinds, [("negative", 1), ("parse", 1)]);

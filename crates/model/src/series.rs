@@ -42,8 +42,10 @@ impl Dimensions {
 
     /// Builds dimensions from pairs in any order; of two pairs with one name the last wins.
     pub fn new<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        let mut v: Vec<(String, String)> =
-            pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut v: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
         v.reverse();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v.dedup_by(|a, b| a.0 == b.0);
@@ -143,7 +145,10 @@ mod tests {
             r#"{"name":"tailscale.bytes.sent.total","dimensions":{"path":"derp"},"unit":"bytes"}"#
         );
         assert_eq!(serde_json::from_str::<Series>(&json).unwrap(), s);
-        let agg = Series { dimensions: Dimensions::none(), ..s };
+        let agg = Series {
+            dimensions: Dimensions::none(),
+            ..s
+        };
         assert_eq!(agg.to_string(), "tailscale.bytes.sent.total");
     }
 }

@@ -29,7 +29,10 @@ impl Timestamp {
 
     /// `self + d`, saturating at the end of time.
     pub fn saturating_add(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)))
+        Self(
+            self.0
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 
     /// How long after `earlier` this instant is; zero if it is not after it.
@@ -63,9 +66,15 @@ mod tests {
     #[test]
     fn arithmetic_saturates_and_never_goes_negative() {
         let t = Timestamp::from_millis(1_000);
-        assert_eq!(t.saturating_add(Duration::from_millis(1)).as_millis(), 1_001);
+        assert_eq!(
+            t.saturating_add(Duration::from_millis(1)).as_millis(),
+            1_001
+        );
         assert_eq!(Timestamp::from_millis(500).since(t), Duration::ZERO);
-        assert_eq!(t.since(Timestamp::from_millis(250)), Duration::from_millis(750));
+        assert_eq!(
+            t.since(Timestamp::from_millis(250)),
+            Duration::from_millis(750)
+        );
         assert_eq!(
             Timestamp::from_millis(u64::MAX).saturating_add(Duration::from_secs(1)),
             Timestamp::from_millis(u64::MAX)

@@ -114,7 +114,10 @@ impl Driver {
 
     /// Series with points waiting (in flight included).
     pub fn pending_series(&self) -> usize {
-        self.queues.values().filter(|q| !q.buckets.is_empty() || q.in_flight).count()
+        self.queues
+            .values()
+            .filter(|q| !q.buckets.is_empty() || q.in_flight)
+            .count()
     }
 
     /// Points waiting, in flight included.
@@ -158,7 +161,10 @@ impl Driver {
                 if let Some(r) = &refused {
                     tracing::warn!(sink = %self.name, %series, reason = %r, "series cannot be published; its points are dropped");
                 }
-                let q = Queue { refused, ..Queue::default() };
+                let q = Queue {
+                    refused,
+                    ..Queue::default()
+                };
                 self.queues.entry(Arc::clone(series)).or_insert(q)
             }
         };
@@ -203,7 +209,12 @@ impl Driver {
 
     /// The next request-sized batch, if one may be sent now. With `flush`, buckets that have
     /// not closed yet go too (shutdown).
-    pub fn take_batch(&mut self, sink: &dyn Sink, now: Timestamp, flush: bool) -> Option<Batch<'_>> {
+    pub fn take_batch(
+        &mut self,
+        sink: &dyn Sink,
+        now: Timestamp,
+        flush: bool,
+    ) -> Option<Batch<'_>> {
         if self.paused || self.in_flight.len() >= self.config.max_in_flight.max(1) {
             return None;
         }
@@ -212,8 +223,12 @@ impl Driver {
         let mut rotations = self.ready.len();
         'series: while rotations > 0 && points.len() < self.limits.max_points {
             rotations -= 1;
-            let Some(series) = self.ready.pop_front() else { break };
-            let Some(queue) = self.queues.get_mut(&series) else { continue };
+            let Some(series) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(queue) = self.queues.get_mut(&series) else {
+                continue;
+            };
             queue.queued = false;
             if queue.in_flight || queue.buckets.is_empty() {
                 continue;
@@ -241,11 +256,16 @@ impl Driver {
                 };
                 let spacing = self.limits.min_spacing;
                 let spaced = spacing.is_zero()
-                    || queue.last_sent.is_none_or(|t| front.end() >= t.saturating_add(spacing));
+                    || queue
+                        .last_sent
+                        .is_none_or(|t| front.end() >= t.saturating_add(spacing));
                 if !closed || !spaced {
                     break;
                 }
-                let point = Point { series: Arc::clone(&series), value: front.clone() };
+                let point = Point {
+                    series: Arc::clone(&series),
+                    value: front.clone(),
+                };
                 let size = sink.encoded_size(&point);
                 if size > self.limits.max_bytes {
                     tracing::error!(sink = %self.name, %series, size, "point larger than a whole request; dropped");
@@ -254,7 +274,9 @@ impl Driver {
                     self.stats.drop_points("too_large", 1);
                     continue;
                 }
-                if bytes.saturating_add(size) > self.limits.max_bytes || points.len() >= self.limits.max_points {
+                if bytes.saturating_add(size) > self.limits.max_bytes
+                    || points.len() >= self.limits.max_points
+                {
                     // Full: this series goes first next time.
                     if took == 0 {
                         queue.queued = true;
@@ -291,7 +313,9 @@ impl Driver {
 
     /// Records what became of batch `id`.
     pub fn complete(&mut self, id: u64, result: Result<Report, SinkError>, now: Timestamp) -> Next {
-        let Some(points) = self.in_flight.remove(&id) else { return Next::Continue };
+        let Some(points) = self.in_flight.remove(&id) else {
+            return Next::Continue;
+        };
         self.stats.request(match &result {
             Ok(r) if r.rejected.is_empty() => "ok",
             Ok(_) => "partial",
@@ -301,8 +325,10 @@ impl Driver {
             Ok(report) => {
                 let mut rejected = vec![false; points.len()];
                 for (i, r) in &report.rejected {
-                    if let Some(slot) = rejected.get_mut(*i) {
-                        if !*slot {
+                    if let Some(slot) = rejected.get_mut(*i)
+                        && !*slot
+                    {
+                        {
                             *slot = true;
                             tracing::warn!(sink = %self.name, series = %points[*i].series, reason = %r, "point rejected by the provider; dropped");
                             self.stats.drop_points(r.reason, 1);
@@ -363,7 +389,9 @@ impl Driver {
 
     /// A series' point came back: acknowledged at `sent`, or to be sent again (`requeue`).
     fn release(&mut self, series: &Arc<Series>, sent: Option<Timestamp>, requeue: Option<Value>) {
-        let Some(queue) = self.queues.get_mut(series) else { return };
+        let Some(queue) = self.queues.get_mut(series) else {
+            return;
+        };
         queue.in_flight = false;
         if let Some(t) = sent {
             queue.last_sent = Some(queue.last_sent.map_or(t, |l| l.max(t)));
@@ -398,7 +426,12 @@ impl Driver {
         for (s, q) in &self.queues {
             let mut buckets: Vec<Value> = Vec::new();
             for points in self.in_flight.values() {
-                buckets.extend(points.iter().filter(|p| &p.series == s).map(|p| p.value.clone()));
+                buckets.extend(
+                    points
+                        .iter()
+                        .filter(|p| &p.series == s)
+                        .map(|p| p.value.clone()),
+                );
             }
             buckets.extend(q.buckets.iter().cloned());
             if buckets.is_empty() && q.last_sent.is_none() {
@@ -424,7 +457,10 @@ impl Driver {
             if let Some(q) = self.queues.get_mut(&series) {
                 q.last_sent = s.last_sent;
             } else if s.last_sent.is_some() {
-                let q = Queue { last_sent: s.last_sent, ..Queue::default() };
+                let q = Queue {
+                    last_sent: s.last_sent,
+                    ..Queue::default()
+                };
                 self.queues.insert(series, q);
             }
         }
@@ -434,10 +470,10 @@ impl Driver {
 /// Merges the two oldest buckets into one, so that a long outage costs a bounded number of
 /// buckets per series and no bytes.
 fn merge_oldest(buckets: &mut VecDeque<Value>) {
-    if let (Some(mut oldest), Some(next)) = (buckets.pop_front(), buckets.front_mut()) {
-        if oldest.absorb(next) {
-            *next = oldest;
-        }
+    if let (Some(mut oldest), Some(next)) = (buckets.pop_front(), buckets.front_mut())
+        && oldest.absorb(next)
+    {
+        *next = oldest;
     }
 }
 

@@ -18,7 +18,7 @@ mod stdout;
 
 pub use driver::{Batch, Driver, DriverConfig, Next};
 pub use point::{CounterStats, GaugeStats, Point, Value};
-pub use sink::{Limits, Rejection, Report, SendFuture, Sink, SinkError, Values};
+pub use sink::{CheckFuture, Limits, Rejection, Report, SendFuture, Sink, SinkError, Values};
 pub use state::{DriverState, SeriesState};
 pub use stats::Stats;
 pub use stdout::StdoutSink;

@@ -10,6 +10,9 @@ use crate::Point;
 /// A boxed future returned by [`Sink::send`]: it owns its request and may outlive the call.
 pub type SendFuture = Pin<Box<dyn Future<Output = Result<Report, SinkError>> + Send + 'static>>;
 
+/// A boxed future returned by [`Sink::check`]: a one-line description of what was verified.
+pub type CheckFuture = Pin<Box<dyn Future<Output = Result<String, SinkError>> + Send + 'static>>;
+
 /// What a sink wants for counters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Values {
@@ -82,6 +85,12 @@ pub trait Sink {
 
     /// Encodes one request-sized batch now and returns the future that sends it.
     fn send(&self, points: &[Point]) -> SendFuture;
+
+    /// Verifies what can be verified without writing data (credentials, region, project),
+    /// for `tailship check`.
+    fn check(&self) -> CheckFuture {
+        Box::pin(std::future::ready(Ok("nothing to verify".to_owned())))
+    }
 }
 
 /// Why the provider (or the sink, before sending) refused a point.
@@ -111,7 +120,10 @@ pub struct Report {
 pub enum SinkError {
     /// The provider asks us to slow down: retried after backoff, or after `retry_after`.
     #[error("throttled: {detail}")]
-    Throttled { retry_after: Option<Duration>, detail: String },
+    Throttled {
+        retry_after: Option<Duration>,
+        detail: String,
+    },
     /// A timeout, a connection error, a 5xx: retried with backoff.
     #[error("transient failure: {0}")]
     Transient(String),

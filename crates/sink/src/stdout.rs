@@ -20,7 +20,9 @@ pub struct StdoutSink {
 
 impl std::fmt::Debug for StdoutSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StdoutSink").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("StdoutSink")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,7 +52,11 @@ fn rfc3339(t: Timestamp) -> String {
 impl StdoutSink {
     /// Writes to `out` (standard output in `tailship run`).
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        Self { out: Mutex::new(out), limits: Limits::default(), tally: None }
+        Self {
+            out: Mutex::new(out),
+            limits: Limits::default(),
+            tally: None,
+        }
     }
 
     /// Also adds every delta written to `tally`.

@@ -1,1 +1,16 @@
-//! placeholder
+//! Test doubles for tailship: a fake tailscaled and a scripted model of a node's usermetrics.
+//!
+//! [`FakeTailscaled`] serves usermetrics the way tailscaled does, over a real unix socket
+//! (LocalAPI) and over HTTP, on its own thread so that both in-process async tests and a
+//! tailship binary running as a child process can scrape it. [`SimNode`] produces the bodies:
+//! scripted traffic, restarts and relay resets, with the true increase of every series kept
+//! alongside for history tests.
+//!
+//! This is test code: setup failures (a port that cannot be bound, a poisoned lock) panic
+//! with a message instead of returning errors.
+
+mod sim;
+mod tailscaled;
+
+pub use sim::{DEFAULT_VERSION, PATHS, SimNode, TRANSPORTS};
+pub use tailscaled::{DEFAULT_CONTENT_TYPE, FakeTailscaled, USERMETRICS_PATH};

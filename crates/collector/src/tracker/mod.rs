@@ -19,8 +19,8 @@ use crate::catalog::{self, Class, Kind, Resets};
 use crate::key::write_key;
 use crate::{Event, Sample, TargetInfo, parse};
 
-pub use state::{StateError, TrackerState};
 use state::{NO_OUTPUT, RawState};
+pub use state::{StateError, TrackerState};
 
 /// Limits of the tracker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,7 +33,10 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        Self { series_ttl: Duration::from_secs(3600), max_series: 100_000 }
+        Self {
+            series_ttl: Duration::from_secs(3600),
+            max_series: 100_000,
+        }
     }
 }
 
@@ -41,18 +44,37 @@ impl Default for TrackerConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Restart {
     /// The process behind the source is another one (PID, start time, boot, version).
-    Identity { what: &'static str, before: String, after: String },
+    Identity {
+        what: &'static str,
+        before: String,
+        after: String,
+    },
     /// A process-lifetime counter went down: they all reset together.
-    CounterWentDown { series: String, before: u64, after: u64 },
+    CounterWentDown {
+        series: String,
+        before: u64,
+        after: u64,
+    },
 }
 
 impl fmt::Display for Restart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Restart::Identity { what, before, after } => {
-                write!(f, "tailscaled restarted: its {what} changed from {before} to {after}")
+            Restart::Identity {
+                what,
+                before,
+                after,
+            } => {
+                write!(
+                    f,
+                    "tailscaled restarted: its {what} changed from {before} to {after}"
+                )
             }
-            Restart::CounterWentDown { series, before, after } => write!(
+            Restart::CounterWentDown {
+                series,
+                before,
+                after,
+            } => write!(
                 f,
                 "tailscaled restarted: {series} went down from {before} to {after}; every process-lifetime counter counts from 0"
             ),
@@ -126,7 +148,10 @@ struct Obs<'a> {
 impl Tracker {
     /// A tracker with no history: its first scrape is a baseline.
     pub fn new(config: TrackerConfig) -> Self {
-        Self { config, state: TrackerState::default() }
+        Self {
+            config,
+            state: TrackerState::default(),
+        }
     }
 
     /// A tracker that continues from a saved state.
@@ -180,7 +205,12 @@ impl Tracker {
                 Kind::Gauge => gauge_value(sample.value).map(Value::Gauge),
             };
             match value {
-                Ok(value) => obs.push(Obs { key, class, sample, value }),
+                Ok(value) => obs.push(Obs {
+                    key,
+                    class,
+                    sample,
+                    value,
+                }),
                 Err(problem) => {
                     anomalies.push(Anomaly::Value {
                         series: keys[key].to_owned(),
@@ -199,21 +229,33 @@ impl Tracker {
         obs.dedup_by(|later, first| {
             let dup = keys[later.key.clone()] == keys[first.key.clone()];
             if dup {
-                anomalies.push(Anomaly::Duplicate { series: keys[later.key.clone()].to_owned() });
+                anomalies.push(Anomaly::Duplicate {
+                    series: keys[later.key.clone()].to_owned(),
+                });
             }
             dup
         });
 
         let baseline = self.state.scrapes == 0;
-        let restart = if baseline { None } else { self.detect_restart(&obs, &keys, target) };
+        let restart = if baseline {
+            None
+        } else {
+            self.detect_restart(&obs, &keys, target)
+        };
         if restart.is_some() {
             for raw in self.state.raw.values_mut() {
                 raw.last = 0;
             }
         }
 
-        let mut out =
-            Observation { at, baseline, restart, ignored, anomalies, ..Observation::default() };
+        let mut out = Observation {
+            at,
+            baseline,
+            restart,
+            ignored,
+            anomalies,
+            ..Observation::default()
+        };
         let mut touched = Vec::new();
         let mut refused = 0;
         for o in &obs {
@@ -235,10 +277,19 @@ impl Tracker {
                     _ => 0,
                 };
                 let outs = self.outputs_for(o, at);
-                self.state.raw.insert(key.into(), RawState { last, seen: at, outs });
+                self.state.raw.insert(
+                    key.into(),
+                    RawState {
+                        last,
+                        seen: at,
+                        outs,
+                    },
+                );
                 out.new_series += 1;
             }
-            let Some(raw) = self.state.raw.get_mut(key) else { continue };
+            let Some(raw) = self.state.raw.get_mut(key) else {
+                continue;
+            };
             raw.seen = at;
             let outs = raw.outs;
             let value = match o.value {
@@ -257,7 +308,9 @@ impl Tracker {
                 Value::Gauge(v) => Value::Gauge(v),
             };
             for id in outs.into_iter().filter(|&id| id != NO_OUTPUT) {
-                let Some(output) = self.state.output_mut(id) else { continue };
+                let Some(output) = self.state.output_mut(id) else {
+                    continue;
+                };
                 if !output.touched {
                     output.touched = true;
                     touched.push(id);
@@ -270,7 +323,9 @@ impl Tracker {
             out.samples += 1;
         }
         for id in touched {
-            let Some(output) = self.state.output_mut(id) else { continue };
+            let Some(output) = self.state.output_mut(id) else {
+                continue;
+            };
             output.touched = false;
             output.seen = at;
             match output.kind {
@@ -291,7 +346,11 @@ impl Tracker {
                 }
                 Kind::Gauge => {
                     let value = std::mem::take(&mut output.acc_value);
-                    out.gauges.push(GaugePoint { series: Arc::clone(&output.series), at, value });
+                    out.gauges.push(GaugePoint {
+                        series: Arc::clone(&output.series),
+                        at,
+                        value,
+                    });
                 }
             }
         }
@@ -305,11 +364,18 @@ impl Tracker {
     }
 
     fn detect_restart(&self, obs: &[Obs<'_>], keys: &str, target: &TargetInfo) -> Option<Restart> {
-        if let Some(r) = self.state.target.as_ref().and_then(|before| identity_change(before, target)) {
+        if let Some(r) = self
+            .state
+            .target
+            .as_ref()
+            .and_then(|before| identity_change(before, target))
+        {
             return Some(r);
         }
         obs.iter().find_map(|o| {
-            let Value::Counter(v) = o.value else { return None };
+            let Value::Counter(v) = o.value else {
+                return None;
+            };
             if o.class.resets() != Resets::Process {
                 return None;
             }
@@ -325,7 +391,9 @@ impl Tracker {
 
     /// The published series a new raw series adds to: its aggregate and its breakdown.
     fn outputs_for(&mut self, o: &Obs<'_>, at: Timestamp) -> [u32; 2] {
-        let Some(p) = catalog::published(o.class, &o.sample) else { return [NO_OUTPUT; 2] };
+        let Some(p) = catalog::published(o.class, &o.sample) else {
+            return [NO_OUTPUT; 2];
+        };
         // A series that appears after the first scrape began since the previous one.
         let start = match self.state.last_scrape {
             Some(prev) if self.state.scrapes > 0 => prev.min(at),
@@ -333,12 +401,19 @@ impl Tracker {
         };
         let mut outs = [NO_OUTPUT; 2];
         if p.aggregate || p.dimensions.is_empty() {
-            let series =
-                Series { name: p.name.to_string(), dimensions: Dimensions::none(), unit: p.unit };
+            let series = Series {
+                name: p.name.to_string(),
+                dimensions: Dimensions::none(),
+                unit: p.unit,
+            };
             outs[0] = self.state.intern(series, p.kind, start);
         }
         if !p.dimensions.is_empty() {
-            let series = Series { name: p.name.into_owned(), dimensions: p.dimensions, unit: p.unit };
+            let series = Series {
+                name: p.name.into_owned(),
+                dimensions: p.dimensions,
+                unit: p.unit,
+            };
             outs[1] = self.state.intern(series, p.kind, start);
         }
         outs
@@ -352,15 +427,23 @@ fn identity_change(before: &TargetInfo, after: &TargetInfo) -> Option<Restart> {
         b: &Option<T>,
     ) -> Option<Restart> {
         match (a, b) {
-            (Some(a), Some(b)) if a != b => {
-                Some(Restart::Identity { what, before: a.to_string(), after: b.to_string() })
-            }
+            (Some(a), Some(b)) if a != b => Some(Restart::Identity {
+                what,
+                before: a.to_string(),
+                after: b.to_string(),
+            }),
             _ => None,
         }
     }
     differ("boot id", &before.boot_id, &after.boot_id)
         .or_else(|| differ("process id", &before.pid, &after.pid))
-        .or_else(|| differ("process start time", &before.process_start, &after.process_start))
+        .or_else(|| {
+            differ(
+                "process start time",
+                &before.process_start,
+                &after.process_start,
+            )
+        })
         .or_else(|| differ("version", &before.version, &after.version))
 }
 

@@ -111,11 +111,11 @@ impl TrackerState {
         self.raw.retain(|_, r| now.since(r.seen) < ttl);
         // A published series is seen whenever one of its raw series is, so it outlives them.
         for (id, slot) in self.outputs.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(|o| now.since(o.seen) >= ttl) {
-                if let Some(o) = slot.take() {
-                    self.index.remove(&o.series);
-                    self.free.extend(u32::try_from(id).ok());
-                }
+            if slot.as_ref().is_some_and(|o| now.since(o.seen) >= ttl)
+                && let Some(o) = slot.take()
+            {
+                self.index.remove(&o.series);
+                self.free.extend(u32::try_from(id).ok());
             }
         }
         before - self.raw.len()

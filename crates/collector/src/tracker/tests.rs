@@ -10,8 +10,16 @@ fn expo(lines: &str) -> String {
     const ALIASES: &[(&str, &str, &str)] = &[
         ("out", "tailscaled_outbound_bytes_total", "counter"),
         ("in", "tailscaled_inbound_bytes_total", "counter"),
-        ("dropin", "tailscaled_inbound_dropped_packets_total", "counter"),
-        ("relay", "tailscaled_peer_relay_forwarded_bytes_total", "counter"),
+        (
+            "dropin",
+            "tailscaled_inbound_dropped_packets_total",
+            "counter",
+        ),
+        (
+            "relay",
+            "tailscaled_peer_relay_forwarded_bytes_total",
+            "counter",
+        ),
         ("routes", "tailscaled_advertised_routes", "gauge"),
         ("health", "tailscaled_health_messages", "gauge"),
         ("newctr", "tailscaled_new_thing_total", "counter"),
@@ -44,10 +52,14 @@ fn render(o: &Observation) -> String {
     if let Some(r) = &o.restart {
         writeln!(s, "{r}").unwrap();
     }
-    for c in &o.counters {
+    let mut counters: Vec<_> = o.counters.iter().collect();
+    counters.sort_by(|a, b| a.series.cmp(&b.series));
+    for c in counters {
         writeln!(s, "{} +{} ={}", c.series, c.delta, c.cumulative).unwrap();
     }
-    for g in &o.gauges {
+    let mut gauges: Vec<_> = o.gauges.iter().collect();
+    gauges.sort_by(|a, b| a.series.cmp(&b.series));
+    for g in gauges {
         writeln!(s, "{} {}", g.series, g.value).unwrap();
     }
     if o.series_resets > 0 {
@@ -63,7 +75,10 @@ fn render(o: &Observation) -> String {
 /// observation; `!` as a scrape's first line gives it a new tailscaled PID.
 fn check(scrapes: &[&str], expected: &[&str]) {
     let mut t = Tracker::new(TrackerConfig::default());
-    let mut target = TargetInfo { pid: Some(100), ..TargetInfo::default() };
+    let mut target = TargetInfo {
+        pid: Some(100),
+        ..TargetInfo::default()
+    };
     let mut got = Vec::new();
     for (i, scrape) in scrapes.iter().enumerate() {
         let scrape = match scrape.trim_start().strip_prefix('!') {
@@ -84,7 +99,11 @@ fn check(scrapes: &[&str], expected: &[&str]) {
 }
 
 fn unindent(s: &str) -> String {
-    s.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{l}\n")).collect()
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 #[test]
@@ -147,8 +166,11 @@ fn without_evidence_a_restart_past_every_old_value_is_under_counted() {
     let mut t = Tracker::new(TrackerConfig::default());
     let none = TargetInfo::default();
     let body = |v: u64| expo(&format!(r#"out{{path="derp"}} {v}"#));
-    t.observe(body(50).as_bytes(), &none, Timestamp::from_millis(1_000)).unwrap();
-    let o = t.observe(body(70).as_bytes(), &none, Timestamp::from_millis(2_000)).unwrap();
+    t.observe(body(50).as_bytes(), &none, Timestamp::from_millis(1_000))
+        .unwrap();
+    let o = t
+        .observe(body(70).as_bytes(), &none, Timestamp::from_millis(2_000))
+        .unwrap();
     assert_eq!(o.restart, None);
     assert_eq!(o.counters[0].delta, 20);
 }
@@ -253,11 +275,16 @@ fn anomalies_are_reported_and_leave_the_series_alone() {
         ],
         &[
             "baseline",
+            // derp keeps 10 through its NaN; the repeated direct_ipv4 line is refused.
             r#"tailscale.bytes.sent.total +1 =1
                tailscale.bytes.sent.total{path=direct_ipv4} +1 =1
-               anomaly: line 2: tailscaled_outbound_bytes_total{path="derp"}: value "NaN" is NaN; not shipped
-               anomaly: tailscaled_advertised_routes: value "+Inf" is infinite; not shipped"#,
-            "",
+               anomaly: tailscaled_outbound_bytes_total{path="derp"}: value "NaN" is NaN; not shipped
+               anomaly: line 4: the previous line has the same series; a repeated series needs timestamps
+               anomaly: tailscaled_advertised_routes: value "+Inf" is infinite; not shipped
+               anomaly: line 7: expected ',' or '}' after the value of label "path""#,
+            "tailscale.bytes.sent.total +3 =4
+             tailscale.bytes.sent.total{path=derp} +1 =1
+             tailscale.bytes.sent.total{path=direct_ipv4} +2 =3",
         ],
     );
 }
@@ -267,46 +294,82 @@ fn a_body_with_nothing_usable_changes_nothing() {
     let mut t = Tracker::new(TrackerConfig::default());
     let target = TargetInfo::default();
     let first = expo(r#"out{path="derp"} 10"#);
-    t.observe(first.as_bytes(), &target, Timestamp::from_millis(1_000)).unwrap();
+    t.observe(first.as_bytes(), &target, Timestamp::from_millis(1_000))
+        .unwrap();
     let before = t.state().clone();
-    for junk in ["<html>login</html>\n", "go_goroutines 12\n", "\u{0}\u{1}garbage", ""] {
-        let err = t.observe(junk.as_bytes(), &target, Timestamp::from_millis(2_000)).unwrap_err();
-        assert!(err.to_string().contains("no usable tailscaled_* sample"), "{err}");
+    for junk in [
+        "<html>login</html>\n",
+        "go_goroutines 12\n",
+        "\u{0}\u{1}garbage",
+        "",
+    ] {
+        let err = t
+            .observe(junk.as_bytes(), &target, Timestamp::from_millis(2_000))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no usable tailscaled_* sample"),
+            "{err}"
+        );
     }
     assert_eq!(t.state(), &before);
 }
 
 #[test]
 fn vanished_series_are_kept_for_the_ttl_then_evicted() {
-    let config = TrackerConfig { series_ttl: Duration::from_secs(10), ..TrackerConfig::default() };
+    let config = TrackerConfig {
+        series_ttl: Duration::from_secs(10),
+        ..TrackerConfig::default()
+    };
     let mut t = Tracker::new(config);
     let target = TargetInfo::default();
-    let both = expo(r#"out{path="derp"} 10
-                       out{path="direct_ipv4"} 5"#);
+    let both = expo(
+        r#"out{path="derp"} 10
+                       out{path="direct_ipv4"} 5"#,
+    );
     let one = expo(r#"out{path="derp"} 10"#);
     let at = |s: u64| Timestamp::from_millis(s * 1_000);
     t.observe(both.as_bytes(), &target, at(0)).unwrap();
-    assert_eq!(t.observe(one.as_bytes(), &target, at(5)).unwrap().evicted, 0);
+    assert_eq!(
+        t.observe(one.as_bytes(), &target, at(5)).unwrap().evicted,
+        0
+    );
     // Back within the TTL: its state was kept, so +0, not +5.
     let o = t.observe(both.as_bytes(), &target, at(9)).unwrap();
     assert_eq!(o.counters.iter().map(|c| c.delta).sum::<u64>(), 0);
-    assert_eq!(t.observe(one.as_bytes(), &target, at(20)).unwrap().evicted, 1);
+    assert_eq!(
+        t.observe(one.as_bytes(), &target, at(20)).unwrap().evicted,
+        1
+    );
     assert_eq!(t.series(), 1);
 }
 
 #[test]
 fn series_beyond_the_limit_are_refused_and_counted() {
-    let config = TrackerConfig { max_series: 2, ..TrackerConfig::default() };
+    let config = TrackerConfig {
+        max_series: 2,
+        ..TrackerConfig::default()
+    };
     let mut t = Tracker::new(config);
     let target = TargetInfo::default();
-    let body = expo(r#"out{path="a"} 1
+    let body = expo(
+        r#"out{path="a"} 1
                        out{path="b"} 1
                        out{path="c"} 1
-                       out{path="d"} 1"#);
-    let o = t.observe(body.as_bytes(), &target, Timestamp::from_millis(1_000)).unwrap();
+                       out{path="d"} 1"#,
+    );
+    let o = t
+        .observe(body.as_bytes(), &target, Timestamp::from_millis(1_000))
+        .unwrap();
     assert_eq!(t.series(), 2);
-    assert_eq!(o.anomalies.counts().collect::<Vec<_>>(), [("series_cap", 2)]);
-    assert!(o.anomalies.details()[0].to_string().contains("maximum of 2 series"));
+    assert_eq!(
+        o.anomalies.counts().collect::<Vec<_>>(),
+        [("series_cap", 2)]
+    );
+    assert!(
+        o.anomalies.details()[0]
+            .to_string()
+            .contains("maximum of 2 series")
+    );
 }
 
 #[test]
@@ -314,9 +377,14 @@ fn ends_move_forward_even_when_the_clock_steps_back() {
     let mut t = Tracker::new(TrackerConfig::default());
     let target = TargetInfo::default();
     let body = |v: u64| expo(&format!(r#"out{{path="derp"}} {v}"#));
-    t.observe(body(1).as_bytes(), &target, Timestamp::from_millis(10_000)).unwrap();
-    let a = t.observe(body(2).as_bytes(), &target, Timestamp::from_millis(11_000)).unwrap();
-    let b = t.observe(body(3).as_bytes(), &target, Timestamp::from_millis(5_000)).unwrap();
+    t.observe(body(1).as_bytes(), &target, Timestamp::from_millis(10_000))
+        .unwrap();
+    let a = t
+        .observe(body(2).as_bytes(), &target, Timestamp::from_millis(11_000))
+        .unwrap();
+    let b = t
+        .observe(body(3).as_bytes(), &target, Timestamp::from_millis(5_000))
+        .unwrap();
     assert_eq!(a.counters[0].end, Timestamp::from_millis(11_000));
     assert_eq!(b.counters[0].end, Timestamp::from_millis(11_001));
     assert_eq!(b.counters[0].start, Timestamp::from_millis(10_000));
@@ -325,21 +393,46 @@ fn ends_move_forward_even_when_the_clock_steps_back() {
 #[test]
 fn state_round_trips_through_json_and_the_tracker_continues() {
     let mut t = Tracker::new(TrackerConfig::default());
-    let target = TargetInfo { pid: Some(7), ..TargetInfo::default() };
-    let body = |v: u64| expo(&format!("out{{path=\"derp\"}} {v}\nrelay{{transport_in=\"udp4\",transport_out=\"udp6\"}} {v}"));
-    t.observe(body(10).as_bytes(), &target, Timestamp::from_millis(1_000)).unwrap();
-    t.observe(body(15).as_bytes(), &target, Timestamp::from_millis(2_000)).unwrap();
+    let target = TargetInfo {
+        pid: Some(7),
+        ..TargetInfo::default()
+    };
+    let body = |v: u64| {
+        expo(&format!(
+            "out{{path=\"derp\"}} {v}\nrelay{{transport_in=\"udp4\",transport_out=\"udp6\"}} {v}"
+        ))
+    };
+    t.observe(body(10).as_bytes(), &target, Timestamp::from_millis(1_000))
+        .unwrap();
+    t.observe(body(15).as_bytes(), &target, Timestamp::from_millis(2_000))
+        .unwrap();
     let json = serde_json::to_string(t.state()).unwrap();
     let state: TrackerState = serde_json::from_str(&json).unwrap();
     let mut restored = Tracker::restore(TrackerConfig::default(), state).unwrap();
-    let o = restored.observe(body(18).as_bytes(), &target, Timestamp::from_millis(3_000)).unwrap();
-    let agg = o.counters.iter().find(|c| c.series.to_string() == "tailscale.bytes.sent.total").unwrap();
-    assert_eq!((agg.delta, agg.cumulative, agg.start), (3, 8, Timestamp::from_millis(1_000)));
+    let o = restored
+        .observe(body(18).as_bytes(), &target, Timestamp::from_millis(3_000))
+        .unwrap();
+    let agg = o
+        .counters
+        .iter()
+        .find(|c| c.series.to_string() == "tailscale.bytes.sent.total")
+        .unwrap();
+    assert_eq!(
+        (agg.delta, agg.cumulative, agg.start),
+        (3, 8, Timestamp::from_millis(1_000))
+    );
     // A state that does not hold together is refused, not trusted.
     let broken = json.replace("[0,1]", "[0,9]").replace("[2,3]", "[2,9]");
     assert_ne!(broken, json);
-    let err = Tracker::restore(TrackerConfig::default(), serde_json::from_str(&broken).unwrap());
-    assert!(err.unwrap_err().to_string().contains("refers to a missing series"));
+    let err = Tracker::restore(
+        TrackerConfig::default(),
+        serde_json::from_str(&broken).unwrap(),
+    );
+    assert!(
+        err.unwrap_err()
+            .to_string()
+            .contains("refers to a missing series")
+    );
 }
 
 /// One step of a scripted history over three `path` counters and one relay counter.
@@ -349,7 +442,9 @@ enum Step {
     Relay(u64),
     RelayReset,
     /// tailscaled restarts; `with_evidence` gives it a new PID.
-    Restart { with_evidence: bool },
+    Restart {
+        with_evidence: bool,
+    },
     Scrape,
 }
 
@@ -378,16 +473,24 @@ proptest! {
         // Values at the last scrape, and which resets happened since without evidence.
         let (mut seen_paths, mut seen_relay) = ([0u64; 3], 0u64);
         let (mut silent_restart, mut relay_reset) = (false, false);
+        // Bytes added since the last scrape: a restart before the next scrape wipes them
+        // unseen, for any scraper.
+        let (mut unscraped, mut unscraped_relay) = (0u64, 0u64);
         let (mut truth, mut shipped, mut hidden) = (0u64, 0u64, 0u64);
         let mut cumulative = std::collections::HashMap::new();
         let mut scraped = false;
         let mut now = 0;
         for step in steps.iter().chain([&Step::Scrape]) {
             match *step {
-                Step::Add(i, n) => { paths[i] += n; if scraped { truth += n } }
-                Step::Relay(n) => { relay += n; if scraped { truth += n } }
-                Step::RelayReset => { relay = 0; relay_reset = true; }
+                Step::Add(i, n) => { paths[i] += n; if scraped { truth += n; unscraped += n } }
+                Step::Relay(n) => { relay += n; if scraped { truth += n; unscraped_relay += n } }
+                Step::RelayReset => {
+                    relay = 0;
+                    relay_reset = true;
+                    hidden += std::mem::take(&mut unscraped_relay);
+                }
                 Step::Restart { with_evidence } => {
+                    hidden += std::mem::take(&mut unscraped) + std::mem::take(&mut unscraped_relay);
                     paths = [0; 3];
                     relay = 0;
                     relay_reset = true;
@@ -426,6 +529,7 @@ proptest! {
                     }
                     (seen_paths, seen_relay) = (paths, relay);
                     (silent_restart, relay_reset) = (false, false);
+                    (unscraped, unscraped_relay) = (0, 0);
                     scraped = true;
                 }
             }

@@ -26,7 +26,10 @@ impl Sink for Fake {
     }
     fn admit(&self, series: &Series) -> Result<(), Rejection> {
         if series.dimensions.len() > 2 {
-            return Err(Rejection { reason: "too_many_dimensions", detail: "over 2".into() });
+            return Err(Rejection {
+                reason: "too_many_dimensions",
+                detail: "over 2".into(),
+            });
         }
         Ok(())
     }
@@ -118,8 +121,7 @@ impl Sim {
             self.driver.resume();
         }
         let mut requests = 0;
-        loop {
-            let Some(batch) = self.driver.take_batch(&self.sink, self.now, flush_all) else { break };
+        while let Some(batch) = self.driver.take_batch(&self.sink, self.now, flush_all) {
             let (id, points) = (batch.id, batch.points.to_vec());
             self.calls += 1;
             requests += 1;
@@ -129,7 +131,9 @@ impl Sim {
                     if report.rejected.iter().any(|(r, _)| *r == i) {
                         continue;
                     }
-                    let Value::Counter(c) = &p.value else { continue };
+                    let Value::Counter(c) = &p.value else {
+                        continue;
+                    };
                     *self.accepted.entry(p.series.to_string()).or_default() += c.sum;
                     self.accepted_buckets.push((p.series.to_string(), c.bucket));
                 }
@@ -170,14 +174,25 @@ fn cloudwatch_like() -> Limits {
 
 #[test]
 fn batches_are_the_fewest_the_limits_allow() {
-    let mut sim = Sim::new(Limits { max_points: 1000, ..Limits::default() }, Values::Deltas, 2_500);
+    let mut sim = Sim::new(
+        Limits {
+            max_points: 1000,
+            ..Limits::default()
+        },
+        Values::Deltas,
+        2_500,
+    );
     sim.scrape(7);
     assert_eq!(sim.flush(false, ok), 3);
     assert_eq!(sim.accepted_total(), sim.pushed);
     assert_eq!(sim.driver.pending_points(), 0);
 
     // The byte limit splits too: each point is 36 bytes here.
-    let limits = Limits { max_points: 1000, max_bytes: 36 * 100, ..Limits::default() };
+    let limits = Limits {
+        max_points: 1000,
+        max_bytes: 36 * 100,
+        ..Limits::default()
+    };
     let mut sim = Sim::new(limits, Values::Deltas, 250);
     sim.scrape(1);
     assert_eq!(sim.flush(false, ok), 3);
@@ -204,8 +219,13 @@ fn scrapes_in_one_bucket_become_one_point_sent_when_the_bucket_closes() {
         Ok(Report::default())
     });
     assert_eq!(sent.len(), 1);
-    let Value::Counter(c) = &sent[0].value else { panic!("a counter") };
-    assert_eq!((c.count, c.sum, c.min, c.max, c.cumulative), (6, 24, 1, 9, 24));
+    let Value::Counter(c) = &sent[0].value else {
+        panic!("a counter")
+    };
+    assert_eq!(
+        (c.count, c.sum, c.min, c.max, c.cumulative),
+        (6, 24, 1, 9, 24)
+    );
     assert_eq!(c.bucket, Timestamp::from_millis(1_700_000_040_000));
 }
 
@@ -216,7 +236,10 @@ fn a_throttling_storm_loses_nothing_and_honours_retry_after() {
         sim.scrape(100);
         sim.flush(false, |call, _| {
             if call % 4 != 0 {
-                Err(SinkError::Throttled { retry_after: Some(Duration::from_secs(3)), detail: "Throttling".into() })
+                Err(SinkError::Throttled {
+                    retry_after: Some(Duration::from_secs(3)),
+                    detail: "Throttling".into(),
+                })
             } else {
                 Ok(Report::default())
             }
@@ -229,7 +252,11 @@ fn a_throttling_storm_loses_nothing_and_honours_retry_after() {
     }
     assert_eq!(sim.accepted_total(), sim.pushed);
     assert!(!sim.delays.is_empty());
-    assert!(sim.delays.iter().all(|d| *d >= Duration::from_secs(3)), "{:?}", sim.delays);
+    assert!(
+        sim.delays.iter().all(|d| *d >= Duration::from_secs(3)),
+        "{:?}",
+        sim.delays
+    );
     assert!(sim.driver.stats().requests["throttled"] > 0);
     assert!(sim.driver.stats().points_retried > 0);
 }
@@ -240,10 +267,16 @@ fn a_long_outage_stays_bounded_and_every_byte_arrives_in_its_bucket() {
     let mut sim = Sim::new(cloudwatch_like(), Values::Deltas, 50);
     for minute in 0..300 {
         sim.scrape(1_000 + minute);
-        sim.flush(false, |_, _| Err(SinkError::Transient("connection refused".into())));
+        sim.flush(false, |_, _| {
+            Err(SinkError::Transient("connection refused".into()))
+        });
         sim.advance(Duration::from_secs(60));
     }
-    assert!(sim.max_pending <= 50 * 30, "pending points {}", sim.max_pending);
+    assert!(
+        sim.max_pending <= 50 * 30,
+        "pending points {}",
+        sim.max_pending
+    );
     assert!(sim.driver.stats().merged > 0);
     // Recovery.
     for _ in 0..40 {
@@ -253,7 +286,11 @@ fn a_long_outage_stays_bounded_and_every_byte_arrives_in_its_bucket() {
     assert_eq!(sim.driver.pending_points(), 0);
     assert_eq!(sim.accepted_total(), sim.pushed);
     // Within the cap, buckets keep their own minute: the last 29 minutes arrived one by one.
-    let mut buckets: Vec<_> = sim.accepted_buckets.iter().filter(|(s, _)| s.ends_with("p0}")).collect();
+    let mut buckets: Vec<_> = sim
+        .accepted_buckets
+        .iter()
+        .filter(|(s, _)| s.ends_with("p0}"))
+        .collect();
     buckets.sort();
     buckets.dedup();
     assert_eq!(buckets.len(), 30, "one merged bucket plus 29 of their own");
@@ -273,7 +310,11 @@ fn a_short_outage_delivers_every_bucket_with_its_own_time() {
     }
     assert_eq!(sim.accepted_total(), sim.pushed);
     assert_eq!(sim.driver.stats().merged, 0);
-    let p0: Vec<_> = sim.accepted_buckets.iter().filter(|(s, _)| s.ends_with("p0}")).collect();
+    let p0: Vec<_> = sim
+        .accepted_buckets
+        .iter()
+        .filter(|(s, _)| s.ends_with("p0}"))
+        .collect();
     assert_eq!(p0.len(), 20, "each minute once");
 }
 
@@ -283,20 +324,32 @@ fn rejections_drop_and_count_while_the_rest_is_written() {
     sim.scrape(5);
     sim.flush(false, |_, _| {
         Ok(Report {
-            rejected: vec![(1, Rejection { reason: "invalid_parameter", detail: "bad".into() })],
+            rejected: vec![(
+                1,
+                Rejection {
+                    reason: "invalid_parameter",
+                    detail: "bad".into(),
+                },
+            )],
         })
     });
     assert_eq!(sim.accepted_total(), 15);
     sim.scrape(5);
     sim.flush(false, |_, _| {
-        Err(SinkError::Rejected(Rejection { reason: "invalid_parameter", detail: "all bad".into() }))
+        Err(SinkError::Rejected(Rejection {
+            reason: "invalid_parameter",
+            detail: "all bad".into(),
+        }))
     });
     let stats = sim.driver.stats();
     assert_eq!(stats.points_dropped["invalid_parameter"], 5);
     assert_eq!(stats.requests["partial"], 1);
     assert_eq!(stats.requests["rejected"], 1);
     assert_eq!(sim.driver.pending_points(), 0);
-    assert!(!sim.driver.is_paused(), "a rejection is no reason to back off");
+    assert!(
+        !sim.driver.is_paused(),
+        "a rejection is no reason to back off"
+    );
 }
 
 #[test]
@@ -315,22 +368,36 @@ fn auth_failures_keep_the_points_until_credentials_work() {
 
 #[test]
 fn refused_series_are_dropped_and_counted() {
-    let sink = Fake { limits: Limits::default(), values: Values::Deltas };
+    let sink = Fake {
+        limits: Limits::default(),
+        values: Values::Deltas,
+    };
     let mut d = Driver::new(&sink, DriverConfig::default());
     let wide = Arc::new(Series {
         name: "x".into(),
         dimensions: Dimensions::new([("a", "1"), ("b", "2"), ("c", "3")]),
         unit: Unit::Count,
     });
-    let p = GaugePoint { series: wide, at: Timestamp::from_millis(1), value: 1.0 };
+    let p = GaugePoint {
+        series: wide,
+        at: Timestamp::from_millis(1),
+        value: 1.0,
+    };
     d.push(&sink, &[], &[p.clone(), p], Timestamp::from_millis(1));
     assert_eq!(d.stats().points_dropped["too_many_dimensions"], 2);
-    assert!(d.take_batch(&sink, Timestamp::from_millis(2), true).is_none());
+    assert!(
+        d.take_batch(&sink, Timestamp::from_millis(2), true)
+            .is_none()
+    );
 }
 
 #[test]
 fn totals_are_coalesced_spaced_and_superseded_not_resent() {
-    let limits = Limits { max_points: 200, min_spacing: Duration::from_secs(10), ..Limits::default() };
+    let limits = Limits {
+        max_points: 200,
+        min_spacing: Duration::from_secs(10),
+        ..Limits::default()
+    };
     let mut sim = Sim::new(limits, Values::Totals, 3);
     let mut sent: Vec<Point> = Vec::new();
     for second in 0..60 {
@@ -352,18 +419,26 @@ fn totals_are_coalesced_spaced_and_superseded_not_resent() {
         sent.extend(points.iter().cloned());
         Ok(Report::default())
     });
-    let p0: Vec<_> = sent.iter().filter(|p| p.series.to_string().ends_with("p0}")).collect();
+    let p0: Vec<_> = sent
+        .iter()
+        .filter(|p| p.series.to_string().ends_with("p0}"))
+        .collect();
     for pair in p0.windows(2) {
         let gap = pair[1].value.end().since(pair[0].value.end());
         assert!(gap >= Duration::from_secs(10), "points {gap:?} apart");
     }
-    let Value::Counter(last) = &p0.last().unwrap().value else { panic!() };
+    let Value::Counter(last) = &p0.last().unwrap().value else {
+        panic!()
+    };
     assert_eq!(last.cumulative, 60, "the newest total carries everything");
 }
 
 #[test]
 fn old_points_are_dropped_and_counted() {
-    let limits = Limits { max_age: Duration::from_secs(3600), ..Limits::default() };
+    let limits = Limits {
+        max_age: Duration::from_secs(3600),
+        ..Limits::default()
+    };
     let mut sim = Sim::new(limits, Values::Deltas, 1);
     sim.scrape(9);
     sim.flush(false, |_, _| Err(SinkError::Transient("down".into())));
@@ -375,7 +450,10 @@ fn old_points_are_dropped_and_counted() {
 
 #[test]
 fn a_series_is_in_one_request_at_a_time() {
-    let sink = Fake { limits: Limits::default(), values: Values::Deltas };
+    let sink = Fake {
+        limits: Limits::default(),
+        values: Values::Deltas,
+    };
     let mut d = Driver::new(&sink, DriverConfig::default());
     let t = Timestamp::from_millis(1_000);
     let point = |delta, end| CounterPoint {
@@ -388,16 +466,33 @@ fn a_series_is_in_one_request_at_a_time() {
     d.push(&sink, &[point(1, 1_000)], &[], t);
     let first = d.take_batch(&sink, t, false).map(|b| b.id).unwrap();
     d.push(&sink, &[point(2, 2_000)], &[], t);
-    assert!(d.take_batch(&sink, t, false).is_none(), "its earlier point is still in flight");
+    assert!(
+        d.take_batch(&sink, t, false).is_none(),
+        "its earlier point is still in flight"
+    );
     d.complete(first, Ok(Report::default()), t);
-    assert_eq!(d.take_batch(&sink, t, false).map(|b| b.points.len()), Some(1));
+    assert_eq!(
+        d.take_batch(&sink, t, false).map(|b| b.points.len()),
+        Some(1)
+    );
 }
 
 #[test]
 fn state_keeps_in_flight_and_pending_points_across_a_restart() {
-    let mut sim = Sim::new(Limits { max_points: 2, ..Limits::default() }, Values::Deltas, 3);
+    let mut sim = Sim::new(
+        Limits {
+            max_points: 2,
+            ..Limits::default()
+        },
+        Values::Deltas,
+        3,
+    );
     sim.scrape(4);
-    let id = sim.driver.take_batch(&sim.sink, sim.now, false).map(|b| b.id).unwrap();
+    let id = sim
+        .driver
+        .take_batch(&sim.sink, sim.now, false)
+        .map(|b| b.id)
+        .unwrap();
     let state = sim.driver.state();
     let json = serde_json::to_string(&state).unwrap();
     let _ = id; // killed while the request was in flight
@@ -407,10 +502,16 @@ fn state_keeps_in_flight_and_pending_points_across_a_restart() {
     assert_eq!(restored.pending_points(), 3);
     let mut total = 0;
     while let Some(b) = restored.take_batch(&sim.sink, sim.now, true) {
-        let (id, sum) = (b.id, b.points.iter().map(|p| match &p.value {
-            Value::Counter(c) => c.sum,
-            Value::Gauge(_) => 0,
-        }).sum::<u64>());
+        let (id, sum) = (
+            b.id,
+            b.points
+                .iter()
+                .map(|p| match &p.value {
+                    Value::Counter(c) => c.sum,
+                    Value::Gauge(_) => 0,
+                })
+                .sum::<u64>(),
+        );
         total += sum;
         restored.complete(id, Ok(Report::default()), sim.now);
     }

@@ -1,1 +1,0 @@
-//! PLACEHOLDER: sources are being written.

@@ -1,0 +1,306 @@
+//! The long-running agent: scrape on a timer, track, hand points to every sink's driver,
+//! send, checkpoint, and flush on shutdown.
+//!
+//! One task owns all state (tracker, drivers), so a checkpoint is always consistent; only
+//! the requests themselves run as separate tasks, so one slow or failing sink never delays
+//! another or the scrapes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tailship_collector::{Observation, Source, Tracker};
+use tailship_model::Timestamp;
+use tailship_sink::{Driver, DriverConfig, Next, Report, Sink, SinkError};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::checkpoint::{CheckpointRef, FORMAT, Store};
+use crate::config::Config;
+use crate::telemetry::{SinkSnapshot, Telemetry};
+
+/// A sink as the agent holds it.
+pub type DynSink = Arc<dyn Sink + Send + Sync>;
+
+struct Slot {
+    sink: DynSink,
+    driver: Driver,
+    retry_at: Option<Instant>,
+}
+
+/// Everything the agent runs with.
+pub struct Agent {
+    source: Source,
+    source_name: String,
+    tracker: Tracker,
+    slots: Vec<Slot>,
+    store: Store,
+    telemetry: Arc<Telemetry>,
+    interval: Duration,
+    flush_timeout: Duration,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("source", &self.source_name)
+            .finish_non_exhaustive()
+    }
+}
+
+type Sent = (usize, u64, Result<Report, SinkError>);
+
+impl Agent {
+    /// Builds the agent and continues from the checkpoint, if there is a usable one.
+    pub fn new(
+        config: &Config,
+        sinks: Vec<DynSink>,
+        telemetry: Arc<Telemetry>,
+    ) -> anyhow::Result<Self> {
+        let spec = config.source_spec()?;
+        let source_name = spec.to_string();
+        let store = Store::new(&config.state.path);
+        store.ensure_writable()?;
+        let mut checkpoint = store.load(&source_name);
+        let tracker = match checkpoint.as_mut().map(|c| std::mem::take(&mut c.tracker)) {
+            Some(state) => match Tracker::restore(config.tracker(), state) {
+                Ok(t) => {
+                    let written = checkpoint.as_ref().map(|c| c.written_at.to_string());
+                    tracing::info!(path = %store.path().display(), series = t.series(), written_at = ?written, "continuing from the checkpoint");
+                    t
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoint not used; starting afresh (the first scrape is a baseline)");
+                    checkpoint = None;
+                    Tracker::new(config.tracker())
+                }
+            },
+            None => Tracker::new(config.tracker()),
+        };
+        let mut saved = checkpoint.map(|c| c.sinks).unwrap_or_default();
+        let slots = sinks
+            .into_iter()
+            .map(|sink| {
+                let mut driver = Driver::new(&*sink, DriverConfig::default());
+                if let Some(state) = saved.remove(sink.name()) {
+                    driver.restore(&*sink, state);
+                }
+                Slot {
+                    sink,
+                    driver,
+                    retry_at: None,
+                }
+            })
+            .collect();
+        for (name, state) in saved {
+            let points: usize = state.series.iter().map(|s| s.buckets.len()).sum();
+            tracing::warn!(sink = %name, points, "the checkpoint holds points for a sink that is no longer configured; they are dropped");
+        }
+        let source = Source::new(spec, config.source_options());
+        Ok(Self {
+            source,
+            source_name,
+            tracker,
+            slots,
+            store,
+            telemetry,
+            interval: config.source.interval,
+            flush_timeout: config.shutdown.flush_timeout,
+        })
+    }
+
+    /// Runs until `shutdown` resolves, then flushes for at most the flush timeout and writes
+    /// the final checkpoint.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut sends: JoinSet<Sent> = JoinSet::new();
+        let mut deadline: Option<Instant> = None;
+        let mut dirty = false;
+        self.publish_telemetry();
+        loop {
+            self.resume_due();
+            self.dispatch(&mut sends, deadline.is_some());
+            if dirty {
+                self.save();
+                dirty = false;
+            }
+            if let Some(d) = deadline {
+                let idle =
+                    sends.is_empty() && self.slots.iter().all(|s| s.driver.pending_points() == 0);
+                if idle || Instant::now() >= d {
+                    break;
+                }
+            }
+            let wake = self.slots.iter().filter_map(|s| s.retry_at).min();
+            let stop_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+            tokio::select! {
+                _ = tick.tick(), if deadline.is_none() => {
+                    self.scrape().await;
+                    dirty = true;
+                }
+                Some(joined) = sends.join_next() => {
+                    match joined {
+                        Ok((i, id, result)) => self.complete(i, id, result),
+                        Err(e) => tracing::error!(error = %e, "a send task failed"),
+                    }
+                    dirty = true;
+                }
+                _ = tokio::time::sleep_until(wake.unwrap_or(stop_at)), if wake.is_some() => {}
+                _ = &mut shutdown, if deadline.is_none() => {
+                    tracing::info!(timeout = ?self.flush_timeout, "shutting down: flushing pending points");
+                    deadline = Some(Instant::now() + self.flush_timeout);
+                }
+                _ = tokio::time::sleep_until(stop_at), if deadline.is_some() => {}
+            }
+        }
+        sends.abort_all();
+        let left: usize = self.slots.iter().map(|s| s.driver.pending_points()).sum();
+        if left > 0 {
+            tracing::warn!(
+                points = left,
+                "flush timeout reached; unsent points stay in the checkpoint for the next start"
+            );
+        }
+        self.save();
+        self.publish_telemetry();
+        Ok(())
+    }
+
+    async fn scrape(&mut self) {
+        let at = Timestamp::now();
+        let fetched = match self.source.fetch().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(source = %self.source_name, error = %e, "scrape failed");
+                self.telemetry
+                    .update(|s| *s.scrape_errors.entry(e.kind()).or_default() += 1);
+                return;
+            }
+        };
+        match self.tracker.observe(&fetched.body, &fetched.target, at) {
+            Ok(obs) => self.accept(obs, at),
+            Err(empty) => {
+                tracing::warn!(source = %self.source_name, "scrape not used: {empty}");
+                for a in empty.anomalies.details().iter().take(5) {
+                    tracing::warn!(anomaly = %a, "unreadable");
+                }
+                self.telemetry.update(|s| {
+                    *s.scrape_errors.entry("empty").or_default() += 1;
+                    for (kind, n) in empty.anomalies.counts() {
+                        *s.anomalies.entry(kind).or_default() += n;
+                    }
+                });
+            }
+        }
+    }
+
+    fn accept(&mut self, obs: Observation, at: Timestamp) {
+        if let Some(r) = &obs.restart {
+            tracing::warn!(source = %self.source_name, "{r}");
+        }
+        if obs.baseline {
+            tracing::info!(
+                series = obs.samples,
+                "first scrape: values taken as the baseline"
+            );
+        }
+        for a in obs.anomalies.details() {
+            tracing::warn!(anomaly = %a, "sample not used");
+        }
+        tracing::debug!(
+            samples = obs.samples,
+            counters = obs.counters.len(),
+            gauges = obs.gauges.len(),
+            "scraped"
+        );
+        for slot in &mut self.slots {
+            slot.driver
+                .push(&*slot.sink, &obs.counters, &obs.gauges, at);
+        }
+        let series = self.tracker.series() as u64;
+        self.telemetry.update(|s| {
+            s.ready = true;
+            s.scrapes += 1;
+            s.restarts += u64::from(obs.restart.is_some());
+            s.series_resets += obs.series_resets as u64;
+            s.series = series;
+            s.series_evicted += obs.evicted as u64;
+            s.last_scrape = Some(at.to_system_time());
+            for (kind, n) in obs.anomalies.counts() {
+                *s.anomalies.entry(kind).or_default() += n;
+            }
+        });
+        self.publish_telemetry();
+    }
+
+    fn resume_due(&mut self) {
+        let now = Instant::now();
+        for slot in &mut self.slots {
+            if slot.retry_at.is_some_and(|t| t <= now) {
+                slot.retry_at = None;
+                slot.driver.resume();
+            }
+        }
+    }
+
+    fn dispatch(&mut self, sends: &mut JoinSet<Sent>, flush: bool) {
+        let now = Timestamp::now();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            while let Some(batch) = slot.driver.take_batch(&*slot.sink, now, flush) {
+                let (id, n) = (batch.id, batch.points.len());
+                let request = slot.sink.send(batch.points);
+                tracing::debug!(sink = %slot.driver.name(), points = n, "sending");
+                sends.spawn(async move { (i, id, request.await) });
+            }
+        }
+    }
+
+    fn complete(&mut self, i: usize, id: u64, result: Result<Report, SinkError>) {
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
+        if let Next::RetryAfter(d) = slot.driver.complete(id, result, Timestamp::now()) {
+            slot.retry_at = Some(Instant::now() + d);
+        }
+        self.publish_telemetry();
+    }
+
+    fn save(&mut self) {
+        let sinks: BTreeMap<&str, _> = self
+            .slots
+            .iter()
+            .map(|s| (s.sink.name(), s.driver.state()))
+            .collect();
+        let checkpoint = CheckpointRef {
+            format: FORMAT,
+            source: &self.source_name,
+            written_at: Timestamp::now(),
+            tracker: self.tracker.state(),
+            sinks,
+        };
+        match self.store.save(&checkpoint) {
+            Ok(()) => self.telemetry.update(|s| s.checkpoint_writes += 1),
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "checkpoint not written; a restart now would lose or repeat data");
+                self.telemetry.update(|s| s.checkpoint_errors += 1);
+            }
+        }
+    }
+
+    fn publish_telemetry(&self) {
+        let sinks: Vec<SinkSnapshot> = self
+            .slots
+            .iter()
+            .map(|s| SinkSnapshot {
+                name: s.driver.name().to_owned(),
+                stats: s.driver.stats().clone(),
+                pending_series: s.driver.pending_series() as u64,
+                pending_points: s.driver.pending_points() as u64,
+            })
+            .collect();
+        self.telemetry.update(|s| s.sinks = sinks);
+    }
+}

@@ -1,0 +1,464 @@
+//! The TOML configuration, its defaults, environment overrides and validation.
+//!
+//! Only the binary reads configuration; the library crates take plain values.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Deserializer};
+use tailship_collector::{DEFAULT_SOCKET, DEFAULT_URL, SourceOptions, SourceSpec, TrackerConfig};
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub source: SourceConfig,
+    pub state: StateConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
+    pub sinks: SinksConfig,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    #[default]
+    Localapi,
+    Http,
+    File,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    pub kind: SourceKind,
+    pub socket: PathBuf,
+    pub url: String,
+    pub path: Option<PathBuf>,
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    pub max_body: usize,
+    #[serde(deserialize_with = "duration")]
+    pub series_ttl: Duration,
+    pub max_series: usize,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        let tracker = TrackerConfig::default();
+        let options = SourceOptions::default();
+        Self {
+            kind: SourceKind::Localapi,
+            socket: DEFAULT_SOCKET.into(),
+            url: DEFAULT_URL.into(),
+            path: None,
+            interval: Duration::from_secs(60),
+            timeout: options.timeout,
+            max_body: options.max_body,
+            series_ttl: tracker.series_ttl,
+            max_series: tracker.max_series,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// The checkpoint file.
+    pub path: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            path: "/var/lib/tailship/state.json".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where `/healthz`, `/readyz` and `/metrics` listen; localhost unless set.
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `tailship_sink=debug,info`, ...
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// How long SIGTERM may spend flushing pending points before the final checkpoint.
+    #[serde(deserialize_with = "duration")]
+    pub flush_timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            flush_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SinksConfig {
+    pub stdout: Option<StdoutConfig>,
+    /// Reserved for the CloudWatch sink.
+    pub cloudwatch: Option<toml::Table>,
+    /// Reserved for the Cloud Monitoring sink.
+    pub gcm: Option<toml::Table>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdoutConfig {}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    humantime::parse_duration(&s).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{e}: write a duration such as \"60s\" or \"250ms\""
+        ))
+    })
+}
+
+impl Config {
+    /// Reads, overrides from the environment and validates a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the configuration file {}", path.display()))?;
+        Self::parse(&text, |k| std::env::var(k).ok())
+            .with_context(|| format!("in the configuration file {}", path.display()))
+    }
+
+    /// Parses TOML, then applies overrides from `env` and validates.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        config.apply_env(env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        if let Some(v) = env("TAILSHIP_SOURCE") {
+            let spec: SourceSpec = v
+                .parse()
+                .map_err(|e| anyhow::anyhow!("TAILSHIP_SOURCE={v:?}: {e}"))?;
+            match spec {
+                SourceSpec::LocalApi { socket } => {
+                    self.source.kind = SourceKind::Localapi;
+                    self.source.socket = socket;
+                }
+                SourceSpec::Http { url } => {
+                    self.source.kind = SourceKind::Http;
+                    self.source.url = url.to_string();
+                }
+                SourceSpec::File { path } => {
+                    self.source.kind = SourceKind::File;
+                    self.source.path = Some(path);
+                }
+            }
+        }
+        if let Some(v) = env("TAILSHIP_INTERVAL") {
+            self.source.interval = humantime::parse_duration(&v)
+                .map_err(|e| anyhow::anyhow!("TAILSHIP_INTERVAL={v:?}: {e}"))?;
+        }
+        if let Some(v) = env("TAILSHIP_STATE_PATH") {
+            self.state.path = v.into();
+        }
+        if let Some(v) = env("TAILSHIP_HTTP_LISTEN") {
+            self.http.listen = v.parse().map_err(|e| {
+                anyhow::anyhow!("TAILSHIP_HTTP_LISTEN={v:?}: {e} (write e.g. 127.0.0.1:9464)")
+            })?;
+        }
+        if let Some(v) = env("TAILSHIP_LOG_LEVEL") {
+            self.log.level = v;
+        }
+        if let Some(v) = env("TAILSHIP_LOG_FORMAT") {
+            self.log.format = match v.as_str() {
+                "human" => LogFormat::Human,
+                "json" => LogFormat::Json,
+                _ => bail!("TAILSHIP_LOG_FORMAT={v:?}: must be human or json"),
+            };
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let s = &self.source;
+        if s.interval < Duration::from_millis(100) {
+            bail!(
+                "[source] interval = {:?}: must be at least 100ms",
+                s.interval
+            );
+        }
+        if s.timeout.is_zero() || s.timeout > s.interval.max(Duration::from_secs(1)) * 10 {
+            bail!(
+                "[source] timeout = {:?}: must be above 0 and at most ten intervals",
+                s.timeout
+            );
+        }
+        if s.max_body < 1024 {
+            bail!("[source] max_body = {}: must be at least 1024", s.max_body);
+        }
+        if s.max_series == 0 {
+            bail!("[source] max_series: must be at least 1");
+        }
+        if s.series_ttl < s.interval {
+            bail!(
+                "[source] series_ttl = {:?}: must be at least the interval",
+                s.series_ttl
+            );
+        }
+        match s.kind {
+            SourceKind::File if s.path.is_none() => {
+                bail!(
+                    "[source] path: required when kind = \"file\" (the file `tailscale metrics write` writes)"
+                )
+            }
+            SourceKind::Http if !s.url.starts_with("http://") => {
+                bail!("[source] url = {:?}: must be an http:// URL", s.url)
+            }
+            _ => {}
+        }
+        self.source_spec()?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| anyhow::anyhow!("[log] level = {:?}: {e}", self.log.level))?;
+        if self.sinks.cloudwatch.is_some() {
+            bail!(
+                "[sinks.cloudwatch]: the CloudWatch sink is not part of this version yet; remove the table"
+            );
+        }
+        if self.sinks.gcm.is_some() {
+            bail!(
+                "[sinks.gcm]: the Cloud Monitoring sink is not part of this version yet; remove the table"
+            );
+        }
+        if self.sinks.stdout.is_none() {
+            bail!("[sinks]: no sink configured; add at least [sinks.stdout]");
+        }
+        Ok(())
+    }
+
+    /// Where to scrape.
+    pub fn source_spec(&self) -> anyhow::Result<SourceSpec> {
+        let s = &self.source;
+        Ok(match s.kind {
+            SourceKind::Localapi => SourceSpec::LocalApi {
+                socket: s.socket.clone(),
+            },
+            SourceKind::Http => SourceSpec::Http {
+                url: s
+                    .url
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("[source] url = {:?}: {e}", s.url))?,
+            },
+            SourceKind::File => SourceSpec::File {
+                path: s.path.clone().unwrap_or_default(),
+            },
+        })
+    }
+
+    pub fn source_options(&self) -> SourceOptions {
+        SourceOptions {
+            timeout: self.source.timeout,
+            max_body: self.source.max_body,
+        }
+    }
+
+    pub fn tracker(&self) -> TrackerConfig {
+        TrackerConfig {
+            series_ttl: self.source.series_ttl,
+            max_series: self.source.max_series,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, env: &[(&str, &str)]) -> Result<Config, String> {
+        Config::parse(text, |k| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .map_err(|e| format!("{e:#}"))
+    }
+
+    /// Every TOML example in the README is a valid configuration, as written.
+    #[test]
+    fn the_readme_examples_parse() {
+        let readme = include_str!("../README.md");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").unwrap()])
+            .collect();
+        assert!(!blocks.is_empty());
+        for block in blocks {
+            parse(block, &[]).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        }
+    }
+
+    #[test]
+    fn defaults_and_durations() {
+        let c = parse(
+            "[sinks.stdout]\n[source]\ninterval = \"250ms\"\ntimeout = \"2s\"\nseries_ttl = \"1h\"",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.source.interval, Duration::from_millis(250));
+        assert_eq!(c.source.kind, SourceKind::Localapi);
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:9464");
+        assert_eq!(
+            c.source_spec().unwrap().to_string(),
+            format!("unix:{DEFAULT_SOCKET}")
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let c = parse(
+            "[sinks.stdout]",
+            &[
+                ("TAILSHIP_SOURCE", "http://10.1.2.3:9002/metrics"),
+                ("TAILSHIP_STATE_PATH", "/state/x.json"),
+                ("TAILSHIP_HTTP_LISTEN", "0.0.0.0:9464"),
+                ("TAILSHIP_LOG_FORMAT", "json"),
+                ("TAILSHIP_INTERVAL", "15s"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.source.kind, SourceKind::Http);
+        assert_eq!(
+            c.source_spec().unwrap().to_string(),
+            "http://10.1.2.3:9002/metrics"
+        );
+        assert_eq!(c.state.path, PathBuf::from("/state/x.json"));
+        assert_eq!(c.http.listen.to_string(), "0.0.0.0:9464");
+        assert_eq!(c.log.format, LogFormat::Json);
+        assert_eq!(c.source.interval, Duration::from_secs(15));
+    }
+
+    /// Every bad value is refused with a message that names what to fix.
+    #[test]
+    fn bad_input_names_the_key() {
+        type Env<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(&str, Env<'_>, &str)] = &[
+            (
+                "[source]\nintervall = \"1s\"\n[sinks.stdout]",
+                &[],
+                "unknown field `intervall`",
+            ),
+            (
+                "[source]\ninterval = \"soon\"\n[sinks.stdout]",
+                &[],
+                "interval",
+            ),
+            (
+                "[source]\ninterval = \"10ms\"\n[sinks.stdout]",
+                &[],
+                "[source] interval",
+            ),
+            (
+                "[source]\nkind = \"ftp\"\n[sinks.stdout]",
+                &[],
+                "unknown variant `ftp`",
+            ),
+            (
+                "[source]\nkind = \"file\"\n[sinks.stdout]",
+                &[],
+                "[source] path: required",
+            ),
+            (
+                "[source]\nkind = \"http\"\nurl = \"https://x\"\n[sinks.stdout]",
+                &[],
+                "[source] url",
+            ),
+            (
+                "[source]\nmax_series = 0\n[sinks.stdout]",
+                &[],
+                "[source] max_series",
+            ),
+            (
+                "[http]\nlisten = \"localhost\"\n[sinks.stdout]",
+                &[],
+                "listen",
+            ),
+            (
+                "[log]\nlevel = \"a=b=c\"\n[sinks.stdout]",
+                &[],
+                "[log] level",
+            ),
+            ("[sinks.stdout]\nfoo = 1", &[], "unknown field `foo`"),
+            (
+                "[sinks.cloudwatch]\nregion = \"eu-west-1\"",
+                &[],
+                "[sinks.cloudwatch]",
+            ),
+            ("", &[], "no sink configured"),
+            (
+                "[sinks.stdout]",
+                &[("TAILSHIP_SOURCE", "https://x")],
+                "TAILSHIP_SOURCE",
+            ),
+            (
+                "[sinks.stdout]",
+                &[("TAILSHIP_LOG_FORMAT", "xml")],
+                "TAILSHIP_LOG_FORMAT",
+            ),
+            (
+                "[sinks.stdout]",
+                &[("TAILSHIP_HTTP_LISTEN", "nope")],
+                "TAILSHIP_HTTP_LISTEN",
+            ),
+        ];
+        for (text, env, expected) in cases {
+            let err = parse(text, env).expect_err(text);
+            assert!(
+                err.contains(expected),
+                "{text:?}: {err:?} lacks {expected:?}"
+            );
+        }
+    }
+}
