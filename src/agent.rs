@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tailship_collector::{Observation, Source, Tracker};
+use tailship_collector::{Fetched, Observation, Source, SourceError, Tracker};
 use tailship_model::Timestamp;
 use tailship_sink::{Driver, DriverConfig, Next, Report, Sink, SinkError};
 use tokio::task::JoinSet;
@@ -31,7 +31,7 @@ struct Slot {
 
 /// Everything the agent runs with.
 pub struct Agent {
-    source: Source,
+    source: Arc<Source>,
     source_name: String,
     tracker: Tracker,
     slots: Vec<Slot>,
@@ -97,7 +97,7 @@ impl Agent {
             let points: usize = state.series.iter().map(|s| s.buckets.len()).sum();
             tracing::warn!(sink = %name, points, "the checkpoint holds points for a sink that is no longer configured; they are dropped");
         }
-        let source = Source::new(spec, config.source_options());
+        let source = Arc::new(Source::new(spec, config.source_options()));
         Ok(Self {
             source,
             source_name,
@@ -117,6 +117,12 @@ impl Agent {
         let mut tick = tokio::time::interval(self.interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut sends: JoinSet<Sent> = JoinSet::new();
+        // The scrape in progress runs as its own task, so that a hanging source never holds
+        // up sends or a shutdown.
+        let mut scraping: Option<(
+            Timestamp,
+            tokio::task::JoinHandle<Result<Fetched, SourceError>>,
+        )> = None;
         let mut deadline: Option<Instant> = None;
         let mut dirty = false;
         self.publish_telemetry();
@@ -128,8 +134,10 @@ impl Agent {
                 dirty = false;
             }
             if let Some(d) = deadline {
-                let idle =
-                    sends.is_empty() && self.slots.iter().all(|s| s.driver.pending_points() == 0);
+                // A scrape already under way finishes (within the deadline): its bytes count.
+                let idle = scraping.is_none()
+                    && sends.is_empty()
+                    && self.slots.iter().all(|s| s.driver.pending_points() == 0);
                 if idle || Instant::now() >= d {
                     break;
                 }
@@ -137,8 +145,21 @@ impl Agent {
             let wake = self.slots.iter().filter_map(|s| s.retry_at).min();
             let stop_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
             tokio::select! {
-                _ = tick.tick(), if deadline.is_none() => {
-                    self.scrape().await;
+                _ = tick.tick(), if deadline.is_none() && scraping.is_none() => {
+                    let source = Arc::clone(&self.source);
+                    scraping = Some((Timestamp::now(), tokio::spawn(async move { source.fetch().await })));
+                }
+                (at, fetched) = async {
+                    match &mut scraping {
+                        Some((at, task)) => (*at, task.await),
+                        None => std::future::pending().await,
+                    }
+                }, if scraping.is_some() => {
+                    scraping = None;
+                    match fetched {
+                        Ok(result) => self.scraped(result, at),
+                        Err(e) => tracing::error!(error = %e, "the scrape task failed"),
+                    }
                     dirty = true;
                 }
                 Some(joined) = sends.join_next() => {
@@ -156,6 +177,9 @@ impl Agent {
                 _ = tokio::time::sleep_until(stop_at), if deadline.is_some() => {}
             }
         }
+        if let Some((_, task)) = scraping.take() {
+            task.abort();
+        }
         sends.abort_all();
         let left: usize = self.slots.iter().map(|s| s.driver.pending_points()).sum();
         if left > 0 {
@@ -169,9 +193,8 @@ impl Agent {
         Ok(())
     }
 
-    async fn scrape(&mut self) {
-        let at = Timestamp::now();
-        let fetched = match self.source.fetch().await {
+    fn scraped(&mut self, result: Result<Fetched, SourceError>, at: Timestamp) {
+        let fetched = match result {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(source = %self.source_name, error = %e, "scrape failed");

@@ -17,8 +17,14 @@ fuzz_target!(|data: &[u8]| {
         match item {
             Err(e) => {
                 // Line numbers are 1-based, never go back, and stay within the body.
-                assert!(e.line >= 1 && e.line >= last_line && e.line <= lines + 1, "{e} after line {last_line}");
-                assert!(!e.reason.is_empty() && !e.reason.starts_with(char::is_uppercase), "{e}");
+                assert!(
+                    e.line >= 1 && e.line >= last_line && e.line <= lines + 1,
+                    "{e} after line {last_line}"
+                );
+                assert!(
+                    !e.reason.is_empty() && !e.reason.starts_with(char::is_uppercase),
+                    "{e}"
+                );
                 last_line = e.line;
             }
             Ok(Event::Sample(s)) => {
@@ -34,16 +40,26 @@ fuzz_target!(|data: &[u8]| {
                 let v: f64 = s.value_text.parse().expect("value_text parses");
                 assert!(v.to_bits() == s.value.to_bits() || (v.is_nan() && s.value.is_nan()));
                 if let Some(ts) = s.timestamp {
-                    assert!(ts.parse::<f64>().is_ok_and(f64::is_finite), "timestamp {ts}");
+                    assert!(
+                        ts.parse::<f64>().is_ok_and(f64::is_finite),
+                        "timestamp {ts}"
+                    );
                 }
             }
             Ok(Event::Eof) => after_eof = 1,
-            Ok(Event::Type { family, .. } | Event::Unit { family, .. } | Event::Help { family, .. }) => {
+            Ok(
+                Event::Type { family, .. }
+                | Event::Unit { family, .. }
+                | Event::Help { family, .. },
+            ) => {
                 assert!(!family.is_empty() && family.is_ascii());
             }
         }
     }
     // At most a line error, a histogram error and an event per line, plus the end.
-    assert!(items <= 3 * lines as usize + 2, "{items} items for {lines} lines");
+    assert!(
+        items <= 3 * lines as usize + 2,
+        "{items} items for {lines} lines"
+    );
     assert!(parser.next().is_none(), "the parser is fused");
 });

@@ -156,6 +156,7 @@ impl Driver {
     fn enqueue(&mut self, sink: &dyn Sink, series: &Arc<Series>, value: Value) {
         let queue = match self.queues.get_mut(series) {
             Some(q) => q,
+            None if !sink.selects(series) => return,
             None => {
                 let refused = sink.admit(series).err();
                 if let Some(r) = &refused {
@@ -317,7 +318,7 @@ impl Driver {
             return Next::Continue;
         };
         self.stats.request(match &result {
-            Ok(r) if r.rejected.is_empty() => "ok",
+            Ok(r) if r.rejected.is_empty() && r.rejected_unattributed.is_empty() => "ok",
             Ok(_) => "partial",
             Err(e) => e.kind(),
         });
@@ -335,7 +336,17 @@ impl Driver {
                         }
                     }
                 }
-                let sent = rejected.iter().filter(|r| !**r).count();
+                let mut unattributed = 0;
+                for (n, r) in &report.rejected_unattributed {
+                    tracing::warn!(sink = %self.name, points = n, reason = %r, "points rejected by the provider; dropped");
+                    self.stats.drop_points(r.reason, *n as u64);
+                    unattributed += n;
+                }
+                let sent = rejected
+                    .iter()
+                    .filter(|r| !**r)
+                    .count()
+                    .saturating_sub(unattributed);
                 self.stats.points_sent += sent as u64;
                 self.stats.last_success = Some(now);
                 for (p, rejected) in points.into_iter().zip(rejected) {

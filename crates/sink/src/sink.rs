@@ -70,6 +70,13 @@ pub trait Sink {
 
     fn values(&self) -> Values;
 
+    /// Whether the configuration publishes this series at all (e.g. which breakdowns). A
+    /// series not selected is skipped quietly: that is configuration, not loss.
+    fn selects(&self, series: &Series) -> bool {
+        let _ = series;
+        true
+    }
+
     /// Whether a series can be published at all (dimension count, name and value lengths,
     /// characters). Asked once per series; a refused series is dropped and counted.
     fn admit(&self, series: &Series) -> Result<(), Rejection> {
@@ -113,6 +120,9 @@ impl fmt::Display for Rejection {
 pub struct Report {
     /// Points of the batch (by index) that the provider refused while writing the rest.
     pub rejected: Vec<(usize, Rejection)>,
+    /// Points refused without saying which (Cloud Monitoring's `CreateTimeSeriesSummary`
+    /// gives counts per error): how many, and why. The rest of the batch was written.
+    pub rejected_unattributed: Vec<(usize, Rejection)>,
 }
 
 /// A request that was not written, classified so that the driver knows what to do.

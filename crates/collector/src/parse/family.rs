@@ -4,6 +4,8 @@
 //! Only the current family and the current histogram are kept, so the state is a few words
 //! whatever the body holds.
 
+use std::borrow::Cow;
+
 use super::line::{RawSample, float};
 use super::{Labels, LineError, MetricType, Reason, error};
 
@@ -65,6 +67,13 @@ struct Point<'a> {
     count: Option<f64>,
     sum: Option<f64>,
     last_quantile: Option<f64>,
+}
+
+/// The `le` of a bucket or the `quantile` of a summary sample, as written and as a number.
+#[derive(Debug)]
+struct Bound<'a> {
+    text: Cow<'a, str>,
+    value: f64,
 }
 
 /// The suffixes a family's samples may add to its name, beside the name itself.
@@ -161,11 +170,9 @@ impl<'a> Family<'a> {
 
     /// Places a sample in its family; returns the family's name and type.
     pub fn sample(&mut self, s: &RawSample<'a>, line: u32) -> Step<(&'a str, MetricType)> {
-        let suffix = s
-            .name
-            .strip_prefix(self.name)
-            .filter(|_| !self.name.is_empty());
-        let suffix = suffix.filter(|x| x.is_empty() || suffixes(self.ty).contains(x));
+        let suffix = s.name.strip_prefix(self.name);
+        let suffix = suffix
+            .filter(|x| !self.name.is_empty() && (x.is_empty() || suffixes(self.ty).contains(x)));
         let Some(suffix) = suffix else {
             if s.exemplar {
                 return Step::new(None, Err(no_exemplar(MetricType::Unknown)));
@@ -175,24 +182,26 @@ impl<'a> Family<'a> {
             self.has_samples = true;
             return Step::new(closed, Ok((s.name, MetricType::Unknown)));
         };
-        if let Err(problem) = self.check_line(s, suffix) {
-            return Step::new(None, Err(problem));
-        }
+        let bound = match self.check_line(s, suffix) {
+            Ok(bound) => bound,
+            Err(problem) => return Step::new(None, Err(problem)),
+        };
         let leaves_point = self.point.open && !self.same_point(&s.labels);
         let closed = if leaves_point {
             self.close_point()
         } else {
             None
         };
-        let result = self.add_to_point(s, suffix, line).map(|()| {
+        let result = self.add_to_point(s, suffix, line, bound).map(|()| {
             self.has_samples = true;
             (self.name, self.ty)
         });
         Step::new(closed, result)
     }
 
-    /// The rules one line of this family must follow on its own.
-    fn check_line(&self, s: &RawSample<'a>, suffix: &str) -> Result<(), Reason> {
+    /// The rules one line of this family must follow on its own. Returns the `le` of a
+    /// bucket or the `quantile` of a summary sample, read once here.
+    fn check_line(&self, s: &RawSample<'a>, suffix: &str) -> Result<Option<Bound<'a>>, Reason> {
         let (ty, v) = (self.ty, s.value);
         let exemplar_allowed = match ty {
             MetricType::Counter => suffix != "_created",
@@ -204,61 +213,64 @@ impl<'a> Family<'a> {
         }
         match (ty, suffix) {
             (MetricType::Histogram | MetricType::GaugeHistogram, "_bucket") => {
-                let le = s
-                    .labels
-                    .get("le")
-                    .ok_or_else(|| format!("{ty} bucket without an le label"))?;
-                if float(&le).is_none_or(f64::is_nan) {
+                let Some(le) = s.labels.get("le") else {
+                    return Err(format!("{ty} bucket without an le label").into());
+                };
+                let Some(value) = float(&le).filter(|x| !x.is_nan()) else {
                     return Err(format!("invalid le label value {le:?}").into());
-                }
-                not_negative(s, "bucket value")
-            }
-            (MetricType::Histogram | MetricType::Summary, "_count")
-            | (MetricType::GaugeHistogram, "_gcount") => not_negative(s, suffix),
-            (MetricType::GaugeHistogram, "_gsum") if v.is_nan() => {
-                Err("gaugehistogram _gsum is NaN".into())
+                };
+                not_negative(s, "bucket value")?;
+                return Ok(Some(Bound { text: le, value }));
             }
             (MetricType::Summary, "") => {
-                let q = s
-                    .labels
-                    .get("quantile")
-                    .ok_or("summary sample without a quantile label")?;
-                match float(&q) {
-                    Some(x) if (0.0..=1.0).contains(&x) => Ok(()),
-                    _ => Err(format!("invalid quantile {q:?}: not a number from 0 to 1").into()),
-                }
+                let Some(q) = s.labels.get("quantile") else {
+                    return Err("summary sample without a quantile label".into());
+                };
+                let Some(value) = float(&q).filter(|x| (0.0..=1.0).contains(x)) else {
+                    return Err(format!("invalid quantile {q:?}: not a number from 0 to 1").into());
+                };
+                return Ok(Some(Bound { text: q, value }));
+            }
+            (MetricType::Histogram | MetricType::Summary, "_count")
+            | (MetricType::GaugeHistogram, "_gcount") => not_negative(s, suffix)?,
+            (MetricType::GaugeHistogram, "_gsum") if v.is_nan() => {
+                return Err("gaugehistogram _gsum is NaN".into());
             }
             (MetricType::Info, _) if v != 1.0 => {
-                Err(format!("info value must be 1, not {}", s.value_text).into())
+                return Err(format!("info value must be 1, not {}", s.value_text).into());
             }
             (MetricType::StateSet, _) => {
                 if s.labels.get(self.name).is_none() {
-                    return Err(
-                        format!("stateset sample without a label named {:?}", self.name).into(),
-                    );
+                    let name = self.name;
+                    return Err(format!("stateset sample without a label named {name:?}").into());
                 }
-                if v == 0.0 || v == 1.0 {
-                    Ok(())
-                } else {
-                    Err(format!("stateset value must be 0 or 1, not {}", s.value_text).into())
+                if v != 0.0 && v != 1.0 {
+                    let text = s.value_text;
+                    return Err(format!("stateset value must be 0 or 1, not {text}").into());
                 }
             }
-            _ => Ok(()),
+            _ => {}
         }
+        Ok(None)
     }
 
     /// Whether labels belong to the open histogram or summary.
     fn same_point(&self, labels: &Labels<'_>) -> bool {
-        let key = if self.ty == MetricType::Summary {
-            "quantile"
-        } else {
-            "le"
+        let key = match self.ty {
+            MetricType::Summary => "quantile",
+            _ => "le",
         };
         self.point.labels.same_except(labels, key)
     }
 
     /// Adds a sample to the open histogram or summary (opening one if needed).
-    fn add_to_point(&mut self, s: &RawSample<'a>, suffix: &str, line: u32) -> Result<(), Reason> {
+    fn add_to_point(
+        &mut self,
+        s: &RawSample<'a>,
+        suffix: &str,
+        line: u32,
+        bound: Option<Bound<'a>>,
+    ) -> Result<(), Reason> {
         if !is_histogram(self.ty) && self.ty != MetricType::Summary {
             return Ok(());
         }
@@ -271,41 +283,39 @@ impl<'a> Family<'a> {
         }
         let p = &mut self.point;
         let v = s.value;
-        match suffix {
-            "_bucket" if is_histogram(self.ty) => {
-                let le_text = s.labels.get("le").unwrap_or_default();
-                let le = float(&le_text).unwrap_or(f64::NAN);
-                if p.buckets > 0 && le <= p.last_le {
+        match (suffix, bound) {
+            ("_bucket", Some(le)) => {
+                if p.buckets > 0 && le.value <= p.last_le {
+                    let text = le.text;
                     return Err(format!(
-                        "bucket le={le_text:?} is not above the previous bucket's le"
+                        "bucket le={text:?} is not above the previous bucket's le"
                     )
                     .into());
                 }
                 if p.buckets > 0 && v < p.last_bucket {
+                    let text = le.text;
                     return Err(format!(
-                        "bucket le={le_text:?} counts less than the bucket before it"
+                        "bucket le={text:?} counts less than the bucket before it"
                     )
                     .into());
                 }
-                (p.buckets, p.last_le, p.last_bucket) = (p.buckets + 1, le, v);
-                p.negative_bucket |= le < 0.0;
-                if le_text == "+Inf" {
+                (p.buckets, p.last_le, p.last_bucket) = (p.buckets + 1, le.value, v);
+                p.negative_bucket |= le.value < 0.0;
+                if le.text == "+Inf" {
                     p.inf = Some(v);
                 }
             }
-            "_count" | "_gcount" => p.count = Some(v),
-            "_sum" | "_gsum" => p.sum = Some(v),
-            "" if self.ty == MetricType::Summary => {
-                let q = s
-                    .labels
-                    .get("quantile")
-                    .and_then(|q| float(&q))
-                    .unwrap_or(f64::NAN);
-                if p.last_quantile.is_some_and(|last| q <= last) {
-                    return Err(format!("quantile {q} is not above the previous quantile").into());
+            ("", Some(q)) => {
+                if p.last_quantile.is_some_and(|last| q.value <= last) {
+                    let text = q.text;
+                    return Err(
+                        format!("quantile {text} is not above the previous quantile").into(),
+                    );
                 }
-                p.last_quantile = Some(q);
+                p.last_quantile = Some(q.value);
             }
+            ("_count" | "_gcount", _) => p.count = Some(v),
+            ("_sum" | "_gsum", _) => p.sum = Some(v),
             _ => {}
         }
         p.last_line = line;

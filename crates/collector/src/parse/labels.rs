@@ -67,12 +67,16 @@ impl<'a> Iterator for RawPairs<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let s = self.rest.trim_start_matches([' ', '\t', ',']);
-        let (name, after) = s.split_once('=')?;
-        let after = after.trim_start_matches([' ', '\t']).strip_prefix('"')?;
-        let end = closing_quote(after.as_bytes())?;
-        self.rest = after.get(end + 1..)?;
-        Some((name.trim_end_matches([' ', '\t']), after.get(..end)?))
+        // The text is validated: `name ws* = ws* "value"`, separated by commas and whitespace.
+        let s = self.rest.as_bytes();
+        let start = skip(s, 0, |b| is_ws(b) || b == b',');
+        let end = skip(s, start, is_name_char);
+        let open = skip(s, end, |b| is_ws(b) || b == b'=');
+        let value = open + 1;
+        let close = value + closing_quote(s.get(value..)?)?;
+        let pair = (self.rest.get(start..end)?, self.rest.get(value..close)?);
+        self.rest = self.rest.get(close + 1..)?;
+        Some(pair)
     }
 }
 
@@ -140,7 +144,7 @@ fn is_name_char(b: u8) -> bool {
 /// closing `}`. `names` is scratch space for the duplicate check.
 pub(super) fn scan<'a>(
     s: &'a [u8],
-    names: &mut Vec<&'a str>,
+    names: &mut Vec<&'a [u8]>,
 ) -> Result<(Labels<'a>, &'a [u8]), Reason> {
     names.clear();
     let mut i = 0;
@@ -155,28 +159,29 @@ pub(super) fn scan<'a>(
         while s.get(i).copied().is_some_and(is_name_char) {
             i += 1;
         }
-        let name = ascii(s.get(start..i).unwrap_or_default());
-        match name.as_bytes().first() {
+        let name = s.get(start..i).unwrap_or_default();
+        match name.first() {
             None => {
                 let found = s.get(i..i + 1).unwrap_or_default();
                 return Err(format!("expected a label name, found {}", quote(found)).into());
             }
             Some(b) if b.is_ascii_digit() => {
-                return Err(format!("invalid label name {name:?}").into());
+                return Err(format!("invalid label name {}", quote(name)).into());
             }
             Some(_) => {}
         }
         i = skip_ws(s, i);
         if s.get(i) != Some(&b'=') {
-            return Err(format!("expected '=' after label name {name:?}").into());
+            return Err(format!("expected '=' after label name {}", quote(name)).into());
         }
         i = skip_ws(s, i + 1);
         if s.get(i) != Some(&b'"') {
-            return Err(format!("expected '\"' to start the value of label {name:?}").into());
+            let name = quote(name);
+            return Err(format!("expected '\"' to start the value of label {name}").into());
         }
         i += 1;
         i += closing_quote(s.get(i..).unwrap_or_default())
-            .ok_or_else(|| format!("unterminated label value of {name:?}"))?;
+            .ok_or_else(|| format!("unterminated label value of {}", quote(name)))?;
         names.push(name);
         i = skip_ws(s, i + 1);
         match s.get(i) {
@@ -184,14 +189,13 @@ pub(super) fn scan<'a>(
             Some(b'}') => break i,
             None => return Err("unterminated label set: missing '}'".into()),
             Some(_) => {
-                return Err(
-                    format!("expected ',' or '}}' after the value of label {name:?}").into(),
-                );
+                let name = quote(name);
+                return Err(format!("expected ',' or '}}' after the value of label {name}").into());
             }
         }
     };
     if let Some(dup) = duplicate(names) {
-        return Err(format!("duplicate label name {dup:?}").into());
+        return Err(format!("duplicate label name {}", quote(dup)).into());
     }
     let raw: &[u8] = if names.is_empty() {
         b""
@@ -202,15 +206,20 @@ pub(super) fn scan<'a>(
     Ok((Labels { raw }, s.get(end + 1..).unwrap_or_default()))
 }
 
-fn skip_ws(s: &[u8], mut i: usize) -> usize {
-    while s.get(i).copied().is_some_and(is_ws) {
+fn skip_ws(s: &[u8], i: usize) -> usize {
+    skip(s, i, is_ws)
+}
+
+/// The first index from `i` on whose byte is not `what`.
+fn skip(s: &[u8], mut i: usize, what: impl Fn(u8) -> bool) -> usize {
+    while s.get(i).copied().is_some_and(&what) {
         i += 1;
     }
     i
 }
 
 /// The first name that occurs twice. Sorts `names` when there are many.
-fn duplicate<'a>(names: &mut [&'a str]) -> Option<&'a str> {
+fn duplicate<'a>(names: &mut [&'a [u8]]) -> Option<&'a [u8]> {
     if names.len() <= 16 {
         let mut seen = names.iter().enumerate();
         return seen.find_map(|(i, a)| names.get(..i)?.contains(a).then_some(*a));

@@ -27,6 +27,26 @@ pub(super) enum Meta<'a> {
     Unit(&'a str, &'a str),
 }
 
+/// The index of the first `\n`, eight bytes at a time.
+pub(super) fn find_newline(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let mut chunks = s.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?) ^ NEWLINES;
+        // The lowest byte that was a newline is the lowest one whose high bit this sets.
+        let found = word.wrapping_sub(ONES) & !word & HIGHS;
+        if found != 0 {
+            return Some(base + found.trailing_zeros() as usize / 8);
+        }
+        base += 8;
+    }
+    let tail = chunks.remainder().iter().position(|&b| b == b'\n');
+    tail.map(|i| base + i)
+}
+
 /// Blank and tab separate tokens in 0.0.4.
 pub(super) fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -150,7 +170,7 @@ fn unit(rest: &[u8]) -> Result<Meta<'_>, Reason> {
 /// A sample line: `name[{labels}] value [timestamp] [# {labels} value [timestamp]]`.
 pub(super) fn sample<'a>(
     line: &'a [u8],
-    names: &mut Vec<&'a str>,
+    names: &mut Vec<&'a [u8]>,
 ) -> Result<RawSample<'a>, Reason> {
     let (name, rest) = metric_name(line);
     if name.is_empty() || rest.first().is_some_and(|&b| !is_ws(b) && b != b'{') {
@@ -205,7 +225,7 @@ pub(super) fn sample<'a>(
 }
 
 /// `# {labels} value [timestamp]`, OpenMetrics only: single spaces, nothing after.
-fn exemplar<'a>(s: &'a [u8], names: &mut Vec<&'a str>) -> Result<(), Reason> {
+fn exemplar<'a>(s: &'a [u8], names: &mut Vec<&'a [u8]>) -> Result<(), Reason> {
     let Some(inner) = s.strip_prefix(b"# {") else {
         return Err("invalid exemplar: expected '# {' after the value".into());
     };

@@ -159,7 +159,7 @@ pub struct Parser<'a> {
     /// The last sample yielded, to catch a series repeated on the next line.
     prev: Option<Prev<'a>>,
     /// Scratch space for the duplicate label check, reused across lines.
-    names: Vec<&'a str>,
+    names: Vec<&'a [u8]>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,7 +241,7 @@ impl<'a> Parser<'a> {
     /// The next line without its `\n`, and whether a `\n` ended it.
     fn next_line(&mut self) -> Option<(&'a [u8], bool)> {
         let rest = self.input.get(self.pos..).filter(|r| !r.is_empty())?;
-        Some(match rest.iter().position(|&b| b == b'\n') {
+        Some(match line::find_newline(rest) {
             Some(end) => {
                 self.pos += end + 1;
                 (rest.get(..end).unwrap_or_default(), true)

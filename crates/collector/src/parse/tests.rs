@@ -877,6 +877,13 @@ mod properties {
         }
 
         #[test]
+        fn newline_search_matches_a_plain_scan(
+            input in proptest::collection::vec(prop_oneof![Just(b'\n'), Just(0x8a), any::<u8>()], 0..64),
+        ) {
+            prop_assert_eq!(line::find_newline(&input), input.iter().position(|&b| b == b'\n'));
+        }
+
+        #[test]
         fn fragments_never_panic(parts in proptest::collection::vec(fragment(), 0..40)) {
             drain(&parts.concat());
         }

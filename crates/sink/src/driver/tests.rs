@@ -24,6 +24,9 @@ impl Sink for Fake {
     fn values(&self) -> Values {
         self.values
     }
+    fn selects(&self, series: &Series) -> bool {
+        series.dimensions.get("path") != Some("unselected")
+    }
     fn admit(&self, series: &Series) -> Result<(), Rejection> {
         if series.dimensions.len() > 2 {
             return Err(Rejection {
@@ -331,6 +334,7 @@ fn rejections_drop_and_count_while_the_rest_is_written() {
                     detail: "bad".into(),
                 },
             )],
+            ..Report::default()
         })
     });
     assert_eq!(sim.accepted_total(), 15);
@@ -350,6 +354,55 @@ fn rejections_drop_and_count_while_the_rest_is_written() {
         !sim.driver.is_paused(),
         "a rejection is no reason to back off"
     );
+}
+
+#[test]
+fn unattributed_rejections_are_counted_and_the_rest_acknowledged() {
+    let mut sim = Sim::new(Limits::default(), Values::Totals, 5);
+    sim.scrape(1);
+    sim.flush(false, |_, _| {
+        Ok(Report {
+            rejected_unattributed: vec![(
+                2,
+                Rejection {
+                    reason: "out_of_order",
+                    detail: "2 points".into(),
+                },
+            )],
+            ..Report::default()
+        })
+    });
+    let stats = sim.driver.stats();
+    assert_eq!(stats.points_dropped["out_of_order"], 2);
+    assert_eq!(stats.points_sent, 3);
+    assert_eq!(stats.requests["partial"], 1);
+    assert_eq!(sim.driver.pending_points(), 0);
+}
+
+#[test]
+fn series_the_configuration_does_not_select_are_skipped_quietly() {
+    let sink = Fake {
+        limits: Limits::default(),
+        values: Values::Deltas,
+    };
+    let mut d = Driver::new(&sink, DriverConfig::default());
+    let skip = Arc::new(Series {
+        name: "x".into(),
+        dimensions: Dimensions::new([("path", "unselected")]),
+        unit: Unit::Count,
+    });
+    let p = GaugePoint {
+        series: skip,
+        at: Timestamp::from_millis(1),
+        value: 1.0,
+    };
+    d.push(&sink, &[], &[p], Timestamp::from_millis(1));
+    assert!(
+        d.take_batch(&sink, Timestamp::from_millis(2), true)
+            .is_none()
+    );
+    assert_eq!(d.stats().dropped(), 0);
+    assert_eq!(d.pending_series(), 0);
 }
 
 #[test]
