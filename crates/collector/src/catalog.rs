@@ -285,7 +285,11 @@ pub fn classify(family: &str, family_type: MetricType, name: &str) -> Class {
             return Class::Known(entry);
         }
     }
-    if !name.starts_with(FAMILY_PREFIX) || name.len() == FAMILY_PREFIX.len() {
+    // `_created` (OpenMetrics) is a counter's creation time, not a count.
+    if !name.starts_with(FAMILY_PREFIX)
+        || name.len() == FAMILY_PREFIX.len()
+        || name.ends_with("_created")
+    {
         return Class::Ignored;
     }
     match family_type {
