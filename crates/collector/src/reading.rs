@@ -28,6 +28,8 @@ pub struct ReadSample {
     pub dimensions: Dimensions,
     pub kind: Kind,
     pub unit: Unit,
+    /// Whether it also adds to its family's dimensionless aggregate.
+    pub aggregate: bool,
     pub value: f64,
 }
 
@@ -61,6 +63,7 @@ pub fn read(body: &[u8]) -> Reading {
                 dimensions: p.dimensions,
                 kind: p.kind,
                 unit: p.unit,
+                aggregate: p.aggregate || p.dimensions.is_empty(),
                 value,
             }),
             Err(problem) => out.anomalies.push(Anomaly::Value {
