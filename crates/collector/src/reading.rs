@@ -58,12 +58,12 @@ pub fn read(body: &[u8]) -> Reading {
         };
         match value {
             Ok(value) => out.samples.push(ReadSample {
+                aggregate: p.aggregate || p.dimensions.is_empty(),
                 series,
                 name: p.name.into_owned(),
                 dimensions: p.dimensions,
                 kind: p.kind,
                 unit: p.unit,
-                aggregate: p.aggregate || p.dimensions.is_empty(),
                 value,
             }),
             Err(problem) => out.anomalies.push(Anomaly::Value {
