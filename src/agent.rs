@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tailship_collector::{Fetched, Observation, Source, SourceError, Tracker};
 use tailship_model::Timestamp;
-use tailship_sink::{Driver, DriverConfig, Next, Report, Sink, SinkError};
+use tailship_sink::{Driver, Next, Report, Sink, SinkError};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -82,7 +82,7 @@ impl Agent {
         let slots = sinks
             .into_iter()
             .map(|sink| {
-                let mut driver = Driver::new(&*sink, DriverConfig::default());
+                let mut driver = Driver::new(&*sink, config.driver());
                 if let Some(state) = saved.remove(sink.name()) {
                     driver.restore(&*sink, state);
                 }
@@ -97,7 +97,7 @@ impl Agent {
             let points: usize = state.series.iter().map(|s| s.buckets.len()).sum();
             tracing::warn!(sink = %name, points, "the checkpoint holds points for a sink that is no longer configured; they are dropped");
         }
-        let source = Arc::new(Source::new(spec, config.source_options()));
+        let source = Arc::new(config.source()?);
         Ok(Self {
             source,
             source_name,
@@ -203,7 +203,20 @@ impl Agent {
                 return;
             }
         };
-        match self.tracker.observe(&fetched.body, &fetched.target, at) {
+        let debug = match &fetched.debug {
+            Some(Ok(body)) => Some(body.clone()),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "the debug endpoint could not be read; its restart evidence and socket statistics are missing from this scrape");
+                self.telemetry
+                    .update(|s| *s.scrape_errors.entry("debug_endpoint").or_default() += 1);
+                None
+            }
+            None => None,
+        };
+        let bodies: Vec<&[u8]> = std::iter::once(&fetched.body[..])
+            .chain(debug.as_deref())
+            .collect();
+        match self.tracker.observe_bodies(&bodies, &fetched.target, at) {
             Ok(obs) => self.accept(obs, at),
             Err(empty) => {
                 tracing::warn!(source = %self.source_name, "scrape not used: {empty}");

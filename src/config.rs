@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Deserializer};
-use tailship_collector::{DEFAULT_SOCKET, DEFAULT_URL, SourceOptions, SourceSpec, TrackerConfig};
+use tailship_collector::{
+    DEFAULT_SOCKET, DEFAULT_URL, Source, SourceOptions, SourceSpec, TrackerConfig,
+};
+use tailship_sink::DriverConfig;
 
 /// The whole configuration file.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -19,6 +22,7 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub shutdown: ShutdownConfig,
+    pub delivery: DeliveryConfig,
     pub sinks: SinksConfig,
 }
 
@@ -46,6 +50,10 @@ pub struct SourceConfig {
     #[serde(deserialize_with = "duration")]
     pub series_ttl: Duration,
     pub max_series: usize,
+    /// tailscaled's debug endpoint (`--debug=ADDR:PORT`), scraped with the main source.
+    pub debug_url: Option<String>,
+    /// Client metrics of the debug endpoint to publish by name (internal, unstable).
+    pub client_metrics: Vec<String>,
 }
 
 impl Default for SourceConfig {
@@ -62,6 +70,8 @@ impl Default for SourceConfig {
             max_body: options.max_body,
             series_ttl: tracker.series_ttl,
             max_series: tracker.max_series,
+            debug_url: None,
+            client_metrics: Vec::new(),
         }
     }
 }
@@ -137,19 +147,50 @@ impl Default for ShutdownConfig {
     }
 }
 
+/// How every sink's driver paces its requests and retries.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// The first retry delay after a failed request; it doubles, with jitter.
+    #[serde(deserialize_with = "duration")]
+    pub backoff_min: Duration,
+    /// The longest retry delay.
+    #[serde(deserialize_with = "duration")]
+    pub backoff_max: Duration,
+    /// Requests in flight at once per sink (each series is in at most one).
+    pub max_in_flight: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        let d = DriverConfig::default();
+        Self {
+            backoff_min: d.backoff_min,
+            backoff_max: d.backoff_max,
+            max_in_flight: d.max_in_flight,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SinksConfig {
     pub stdout: Option<StdoutConfig>,
-    /// Reserved for the CloudWatch sink.
-    pub cloudwatch: Option<toml::Table>,
-    /// Reserved for the Cloud Monitoring sink.
-    pub gcm: Option<toml::Table>,
+    pub cloudwatch: Option<tailship_sink_cloudwatch::Config>,
+    pub gcm: Option<tailship_sink_gcm::Config>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
@@ -196,6 +237,9 @@ impl Config {
                     self.source.path = Some(path);
                 }
             }
+        }
+        if let Some(v) = env("TAILSHIP_DEBUG_URL") {
+            self.source.debug_url = Some(v);
         }
         if let Some(v) = env("TAILSHIP_INTERVAL") {
             self.source.interval = humantime::parse_duration(&v)
@@ -259,21 +303,33 @@ impl Config {
             }
             _ => {}
         }
+        let d = &self.delivery;
+        if d.backoff_min.is_zero() || d.backoff_max < d.backoff_min {
+            bail!("[delivery] backoff_min and backoff_max: need 0 < backoff_min <= backoff_max");
+        }
+        if d.max_in_flight == 0 {
+            bail!("[delivery] max_in_flight: must be at least 1");
+        }
         self.source_spec()?;
+        self.debug_url()?;
+        if let Some(bad) = s.client_metrics.iter().find(|n| !is_metric_name(n)) {
+            bail!("[source] client_metrics: {bad:?} is not a metric name");
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| anyhow::anyhow!("[log] level = {:?}: {e}", self.log.level))?;
-        if self.sinks.cloudwatch.is_some() {
-            bail!(
-                "[sinks.cloudwatch]: the CloudWatch sink is not part of this version yet; remove the table"
-            );
+        if let Some(cloudwatch) = &self.sinks.cloudwatch {
+            cloudwatch.validate()?;
         }
-        if self.sinks.gcm.is_some() {
-            bail!(
-                "[sinks.gcm]: the Cloud Monitoring sink is not part of this version yet; remove the table"
-            );
+        if let Some(gcm) = &self.sinks.gcm {
+            gcm.validate()?;
         }
-        if self.sinks.stdout.is_none() {
-            bail!("[sinks]: no sink configured; add at least [sinks.stdout]");
+        if self.sinks.stdout.is_none()
+            && self.sinks.cloudwatch.is_none()
+            && self.sinks.gcm.is_none()
+        {
+            bail!(
+                "[sinks]: no sink configured; add [sinks.cloudwatch], [sinks.gcm] or [sinks.stdout]"
+            );
         }
         Ok(())
     }
@@ -297,6 +353,31 @@ impl Config {
         })
     }
 
+    /// The debug endpoint's URL, if configured.
+    pub fn debug_url(&self) -> anyhow::Result<Option<::http::Uri>> {
+        let Some(url) = &self.source.debug_url else {
+            return Ok(None);
+        };
+        if !url.starts_with("http://") {
+            bail!(
+                "[source] debug_url = {url:?}: must be an http:// URL such as http://127.0.0.1:9001/debug/metrics"
+            );
+        }
+        let uri = url
+            .parse()
+            .map_err(|e| anyhow::anyhow!("[source] debug_url = {url:?}: {e}"))?;
+        Ok(Some(uri))
+    }
+
+    /// The configured source, with its debug endpoint.
+    pub fn source(&self) -> anyhow::Result<Source> {
+        let source = Source::new(self.source_spec()?, self.source_options());
+        Ok(match self.debug_url()? {
+            Some(url) => source.with_debug(url),
+            None => source,
+        })
+    }
+
     pub fn source_options(&self) -> SourceOptions {
         SourceOptions {
             timeout: self.source.timeout,
@@ -304,10 +385,19 @@ impl Config {
         }
     }
 
+    pub fn driver(&self) -> DriverConfig {
+        DriverConfig {
+            max_in_flight: self.delivery.max_in_flight,
+            backoff_min: self.delivery.backoff_min,
+            backoff_max: self.delivery.backoff_max,
+        }
+    }
+
     pub fn tracker(&self) -> TrackerConfig {
         TrackerConfig {
             series_ttl: self.source.series_ttl,
             max_series: self.source.max_series,
+            client_metrics: self.source.client_metrics.iter().cloned().collect(),
         }
     }
 }
@@ -421,6 +511,21 @@ mod tests {
                 "[source] max_series",
             ),
             (
+                "[delivery]\nbackoff_min = \"10s\"\nbackoff_max = \"1s\"\n[sinks.stdout]",
+                &[],
+                "[delivery] backoff_min",
+            ),
+            (
+                "[source]\ndebug_url = \"https://x\"\n[sinks.stdout]",
+                &[],
+                "[source] debug_url",
+            ),
+            (
+                "[source]\nclient_metrics = [\"a b\"]\n[sinks.stdout]",
+                &[],
+                "[source] client_metrics",
+            ),
+            (
                 "[http]\nlisten = \"localhost\"\n[sinks.stdout]",
                 &[],
                 "listen",
@@ -432,9 +537,29 @@ mod tests {
             ),
             ("[sinks.stdout]\nfoo = 1", &[], "unknown field `foo`"),
             (
-                "[sinks.cloudwatch]\nregion = \"eu-west-1\"",
+                "[sinks.cloudwatch]\nstorage_resolution = 30",
                 &[],
-                "[sinks.cloudwatch]",
+                "[sinks.cloudwatch] storage_resolution = 30",
+            ),
+            (
+                "[sinks.cloudwatch]\nnamespace = \"AWS/Tailscale\"",
+                &[],
+                "[sinks.cloudwatch] namespace",
+            ),
+            (
+                "[sinks.cloudwatch]\nregions = \"x\"",
+                &[],
+                "unknown field `regions`",
+            ),
+            (
+                "[sinks.gcm]\nendpoint = \"monitoring.googleapis.com\"",
+                &[],
+                "[sinks.gcm] endpoint",
+            ),
+            (
+                "[sinks.gcm]\nproject = \"p\"",
+                &[],
+                "unknown field `project`",
             ),
             ("", &[], "no sink configured"),
             (

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 
 use serde::Serialize;
-use tailship_collector::{Breakdown, CATALOG, Entry, Kind, Resets};
+use tailship_collector::{Breakdown, CATALOG, Entry, Kind, PREFIXED, Resets};
 use tailship_model::Unit;
 
 use crate::cli::Format;
@@ -24,7 +24,8 @@ pub fn run(format: Format) -> anyhow::Result<ExitCode> {
 /// One catalog row as published: every dimension set it is published with.
 #[derive(Debug, Serialize)]
 struct Row {
-    family: &'static str,
+    /// The tailscaled family; `<label>` stands for the part of the name that is a label.
+    family: String,
     name: &'static str,
     kind: Kind,
     unit: Unit,
@@ -41,12 +42,28 @@ struct Catalog {
     metrics: Vec<Row>,
     /// How a `tailscaled_*` family not in the table is published.
     derived: &'static str,
+    /// How client metrics of the debug endpoint named in `[source] client_metrics` are.
+    client_metrics: &'static str,
 }
 
-fn dimension_sets(e: &Entry) -> Vec<&'static [&'static str]> {
+/// Every row: the table, then the families whose name carries a label.
+fn rows() -> impl Iterator<Item = &'static Entry> {
+    CATALOG.iter().chain(PREFIXED)
+}
+
+fn family(e: &Entry) -> String {
+    match e.breakdown {
+        Breakdown::NameSuffix(label) => format!("{}<{label}>", e.family),
+        _ => e.family.to_owned(),
+    }
+}
+
+fn dimension_sets(e: &'static Entry) -> Vec<&'static [&'static str]> {
     let mut sets = Vec::new();
-    let Breakdown::Labels(labels) = e.breakdown else {
-        return sets;
+    let labels: &'static [&'static str] = match &e.breakdown {
+        Breakdown::Labels(labels) => labels,
+        Breakdown::NameSuffix(label) => std::slice::from_ref(label),
+        Breakdown::All => return sets,
     };
     if e.aggregate || labels.is_empty() {
         sets.push(&[][..]);
@@ -57,13 +74,14 @@ fn dimension_sets(e: &Entry) -> Vec<&'static [&'static str]> {
     sets
 }
 
+const CLIENT_METRICS: &str = "a client metric <name> of the debug endpoint named in [source] client_metrics is published as tailscale.client.<name, with _ as .>, broken down by all its labels; each series judged on its own for resets";
+
 const DERIVED: &str = "tailscaled_<rest> is published as tailscale.<rest, with _ as .>, broken down by all its labels; counters also as a dimensionless aggregate; each series judged on its own for resets";
 
 fn json() -> Catalog {
-    let metrics = CATALOG
-        .iter()
+    let metrics = rows()
         .map(|e| Row {
-            family: e.family,
+            family: family(e),
             name: e.name,
             kind: e.kind,
             unit: e.unit,
@@ -75,12 +93,12 @@ fn json() -> Catalog {
     Catalog {
         metrics,
         derived: DERIVED,
+        client_metrics: CLIENT_METRICS,
     }
 }
 
 fn write_table(out: &mut impl Write) -> io::Result<()> {
-    let rows: Vec<[String; 5]> = CATALOG
-        .iter()
+    let rows: Vec<[String; 5]> = rows()
         .map(|e| {
             let dims = dimension_sets(e)
                 .iter()
@@ -98,11 +116,14 @@ fn write_table(out: &mut impl Write) -> io::Result<()> {
                 e.kind.to_string(),
                 e.unit.to_string(),
                 dims,
-                e.family.to_owned(),
+                family(e),
             ]
         })
         .collect();
     let header = ["NAME", "KIND", "UNIT", "DIMENSIONS", "TAILSCALED FAMILY"].map(String::from);
     crate::cmd::write_columns(out, &header, &rows)?;
-    writeln!(out, "\nOther {DERIVED}.")
+    writeln!(
+        out,
+        "\nOther {DERIVED}.\nFrom the debug endpoint, {CLIENT_METRICS}."
+    )
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tailship_collector::{Kind, read};
+use tailship_collector::published_totals;
 use tailship_sink::StdoutSink;
 use tailship_testkit::{FakeTailscaled, SimNode};
 
@@ -124,26 +124,8 @@ async fn wait_for_requests(fake: &FakeTailscaled, n: u64) {
 
 /// The true increase per published series: the node's raw truth mapped through the catalog.
 fn published_truth(node: &SimNode) -> BTreeMap<String, u64> {
-    let body: String = node
-        .increase()
-        .iter()
-        .map(|(series, n)| format!("{series} {n}\n"))
-        .collect();
-    let mut truth = BTreeMap::new();
-    for s in read(body.as_bytes())
-        .samples
-        .into_iter()
-        .filter(|s| s.kind == Kind::Counter)
-    {
-        let n = s.value as u64;
-        *truth.entry(s.name.clone()).or_default() += n;
-        if !s.dimensions.is_empty() {
-            *truth
-                .entry(format!("{}{{{}}}", s.name, s.dimensions))
-                .or_default() += n;
-        }
-    }
-    truth
+    let raw = node.increase();
+    published_totals(raw.iter().map(|(series, n)| (series.as_str(), *n)))
 }
 
 fn summarize(

@@ -29,7 +29,24 @@ pub async fn sinks(config: &Config, extra: Vec<DynSink>) -> anyhow::Result<Vec<D
         sinks.push(Arc::new(StdoutSink::new(Box::new(std::io::stdout()))));
     }
     // [sinks.cloudwatch]
+    if let Some(cloudwatch) = &config.sinks.cloudwatch {
+        let sink = tailship_sink_cloudwatch::CloudWatchSink::connect(cloudwatch.clone(), |k| {
+            std::env::var(k).ok()
+        })
+        .await?;
+        sinks.push(Arc::new(sink));
+    }
     // [sinks.gcm]
+    if let Some(gcm) = &config.sinks.gcm {
+        let descriptions = tailship_collector::CATALOG
+            .iter()
+            .map(|e| (e.name.to_owned(), e.description.to_owned()))
+            .collect();
+        let sink =
+            tailship_sink_gcm::GcmSink::new(gcm.clone(), |k| std::env::var(k).ok(), descriptions)
+                .await?;
+        sinks.push(Arc::new(sink));
+    }
     Ok(sinks)
 }
 

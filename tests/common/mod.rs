@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tailship_collector::{Kind, read};
+use tailship_collector::published_totals;
 use tailship_testkit::{FakeTailscaled, SimNode};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tailship");
@@ -205,25 +205,8 @@ pub fn shipped(lines: &[String]) -> BTreeMap<String, u64> {
 
 /// The node's true increase per published series, mapped through the catalog.
 pub fn truth(node: &SimNode) -> BTreeMap<String, u64> {
-    let body: String = node
-        .increase()
-        .iter()
-        .map(|(s, n)| format!("{s} {n}\n"))
-        .collect();
-    let mut truth = BTreeMap::new();
-    for s in read(body.as_bytes())
-        .samples
-        .into_iter()
-        .filter(|s| s.kind == Kind::Counter)
-    {
-        *truth.entry(s.name.clone()).or_default() += s.value as u64;
-        if !s.dimensions.is_empty() {
-            *truth
-                .entry(format!("{}{{{}}}", s.name, s.dimensions))
-                .or_default() += s.value as u64;
-        }
-    }
-    truth
+    let raw = node.increase();
+    published_totals(raw.iter().map(|(series, n)| (series.as_str(), *n)))
 }
 
 /// Every published series with a true increase shipped exactly that, and nothing else.

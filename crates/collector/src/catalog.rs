@@ -46,6 +46,9 @@ pub enum Breakdown {
     Labels(&'static [&'static str]),
     /// Every label the sample has (families that are not in the table).
     All,
+    /// The value is the rest of the sample's name after the family prefix, published under
+    /// this dimension: `sockstats_tx_bytes_DERPHTTPClient` → `label=DERPHTTPClient`.
+    NameSuffix(&'static str),
 }
 
 /// One row of the catalog.
@@ -231,6 +234,61 @@ pub static CATALOG: &[Entry] = &[
     ),
 ];
 
+/// Families whose name carries a label value (`sockstats_tx_bytes_<Label>`, from
+/// `tailscale.com/net/sockstats`, on the debug endpoint of builds that have socket statistics).
+/// `family` is the prefix. The totals (`sockstats_tx_bytes`, `…_cellular`) are the sums of the
+/// labelled series, which the aggregate already is: they are not published twice.
+pub static PREFIXED: &[Entry] = &[
+    sockstats(
+        "sockstats_rx_bytes_cellular_",
+        "tailscale.sockstats.cellular.bytes.received.total",
+        "Cumulative count of bytes tailscaled's own sockets received over cellular, by socket label",
+    ),
+    sockstats(
+        "sockstats_rx_bytes_",
+        "tailscale.sockstats.bytes.received.total",
+        "Cumulative count of bytes tailscaled's own sockets received (control, DERP, DNS, logs, ...), by socket label",
+    ),
+    sockstats(
+        "sockstats_tx_bytes_cellular_",
+        "tailscale.sockstats.cellular.bytes.sent.total",
+        "Cumulative count of bytes tailscaled's own sockets sent over cellular, by socket label",
+    ),
+    sockstats(
+        "sockstats_tx_bytes_",
+        "tailscale.sockstats.bytes.sent.total",
+        "Cumulative count of bytes tailscaled's own sockets sent (control, DERP, DNS, logs, ...), by socket label",
+    ),
+];
+
+const fn sockstats(family: &'static str, name: &'static str, description: &'static str) -> Entry {
+    Entry {
+        family,
+        name,
+        kind: Kind::Counter,
+        unit: Bytes,
+        aggregate: true,
+        breakdown: Breakdown::NameSuffix("label"),
+        resets: Process,
+        description,
+    }
+}
+
+/// The table row of a prefixed family (longest prefix first) and the label value in `name`.
+fn lookup_prefixed(name: &str) -> Option<(&'static Entry, &str)> {
+    PREFIXED.iter().find_map(|e| {
+        let rest = name.strip_prefix(e.family)?;
+        // `sockstats_tx_bytes_cellular` is the cellular total, not a label named "cellular".
+        (!rest.is_empty() && rest != "cellular").then_some((e, rest))
+    })
+}
+
+/// Client metrics published by name from configuration (`tailscale.client.<name>`): internal
+/// and unstable in tailscaled, so off unless asked for.
+pub fn client_metric_name(name: &str) -> String {
+    format!("tailscale.client.{}", name.replace('_', "."))
+}
+
 /// The prefix of every family tailscaled publishes; other families are not published.
 pub const FAMILY_PREFIX: &str = "tailscaled_";
 
@@ -242,6 +300,9 @@ pub enum Class {
     /// A `tailscaled_*` family the table does not know yet: published under a derived name,
     /// its series judged one by one.
     Derived(Kind),
+    /// A client metric of the debug endpoint that the configuration asks for by name:
+    /// published as `tailscale.client.<name>`, its series judged one by one.
+    Selected(Kind),
     /// Not published: another program's family, or a type tailship does not ship
     /// (histogram, summary, info, stateset).
     Ignored,
@@ -251,7 +312,7 @@ impl Class {
     pub fn kind(self) -> Option<Kind> {
         match self {
             Class::Known(e) => Some(e.kind),
-            Class::Derived(k) => Some(k),
+            Class::Derived(k) | Class::Selected(k) => Some(k),
             Class::Ignored => None,
         }
     }
@@ -285,6 +346,11 @@ pub fn classify(family: &str, family_type: MetricType, name: &str) -> Class {
             return Class::Known(entry);
         }
     }
+    if let Some((entry, _)) = lookup_prefixed(name)
+        && matches!(family_type, MetricType::Counter | MetricType::Unknown)
+    {
+        return Class::Known(entry);
+    }
     // `_created` (OpenMetrics) is a counter's creation time, not a count.
     if !name.starts_with(FAMILY_PREFIX)
         || name.len() == FAMILY_PREFIX.len()
@@ -309,7 +375,9 @@ pub fn derived_name(name: &str) -> String {
         .map(|c| if c == '_' { '.' } else { c })
         .collect();
     let plain = format!("tailscale.{dotted}");
-    if CATALOG.iter().any(|e| e.name == plain) {
+    let taken = CATALOG.iter().chain(PREFIXED).any(|e| e.name == plain)
+        || plain.starts_with("tailscale.client.");
+    if taken {
         format!("tailscale.derived.{dotted}")
     } else {
         plain
@@ -345,12 +413,25 @@ pub fn published(class: Class, sample: &Sample<'_>) -> Option<Published> {
             kind == Kind::Counter,
             Breakdown::All,
         ),
+        Class::Selected(kind) => (
+            Cow::Owned(client_metric_name(sample.name)),
+            kind,
+            derived_unit(sample.name, kind),
+            kind == Kind::Counter,
+            Breakdown::All,
+        ),
         Class::Ignored => return None,
     };
-    let dimensions = Dimensions::new(sample.labels.iter().filter(|(k, _)| match breakdown {
-        Breakdown::Labels(keep) => keep.contains(k),
-        Breakdown::All => true,
-    }));
+    let dimensions = match breakdown {
+        Breakdown::NameSuffix(dimension) => {
+            let label = lookup_prefixed(sample.name).map_or("", |(_, l)| l);
+            Dimensions::new([(dimension, label)])
+        }
+        Breakdown::Labels(keep) => {
+            Dimensions::new(sample.labels.iter().filter(|(k, _)| keep.contains(k)))
+        }
+        Breakdown::All => Dimensions::new(sample.labels.iter()),
+    };
     Some(Published {
         name,
         kind,
@@ -385,10 +466,10 @@ mod tests {
                 w[1].family
             );
         }
-        let mut names: Vec<_> = CATALOG.iter().map(|e| e.name).collect();
+        let mut names: Vec<_> = CATALOG.iter().chain(PREFIXED).map(|e| e.name).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), CATALOG.len());
+        assert_eq!(names.len(), CATALOG.len() + PREFIXED.len());
         for e in CATALOG {
             assert!(e.family.starts_with(FAMILY_PREFIX), "{}", e.family);
             assert!(e.name.starts_with("tailscale."), "{}", e.name);
@@ -410,6 +491,7 @@ mod tests {
         let got = match classify(family, ty, name) {
             Class::Known(e) => format!("known {}", e.name),
             Class::Derived(k) => format!("derived {k} {}", derived_name(name)),
+            Class::Selected(k) => format!("selected {k} {}", client_metric_name(name)),
             Class::Ignored => "ignored".to_owned(),
         };
         assert_eq!(got, expected, "{family} {ty:?} {name}");
@@ -441,6 +523,27 @@ mod tests {
             "ignored",
         );
         check("go_goroutines", Gauge, "go_goroutines", "ignored");
+        let s = "sockstats_tx_bytes_DERPHTTPClient";
+        check(s, Counter, s, "known tailscale.sockstats.bytes.sent.total");
+        let s = "sockstats_rx_bytes_cellular_NetcheckClient";
+        check(
+            s,
+            Counter,
+            s,
+            "known tailscale.sockstats.cellular.bytes.received.total",
+        );
+        check(
+            "sockstats_tx_bytes",
+            Counter,
+            "sockstats_tx_bytes",
+            "ignored",
+        );
+        check(
+            "sockstats_tx_bytes_cellular",
+            Counter,
+            "sockstats_tx_bytes_cellular",
+            "ignored",
+        );
         check("tailscaled_", Gauge, "tailscaled_", "ignored");
     }
 
@@ -453,6 +556,14 @@ mod tests {
         for e in CATALOG {
             assert_ne!(derived_name(e.family), e.name);
         }
+        assert_eq!(
+            derived_name("tailscaled_sockstats_bytes_sent_total"),
+            "tailscale.derived.sockstats.bytes.sent.total"
+        );
+        assert_eq!(
+            derived_name("tailscaled_client_x"),
+            "tailscale.derived.client.x"
+        );
     }
 
     #[test]

@@ -18,11 +18,11 @@ mod tracker;
 
 pub use anomaly::{Anomalies, Anomaly, ValueProblem, counter_value, gauge_value};
 pub use catalog::{
-    Breakdown, CATALOG, Class, Entry, FAMILY_PREFIX, Kind, Published, Resets, classify,
-    derived_name, derived_unit, lookup, published,
+    Breakdown, CATALOG, Class, Entry, FAMILY_PREFIX, Kind, PREFIXED, Published, Resets, classify,
+    client_metric_name, derived_name, derived_unit, lookup, published,
 };
 pub use parse::{Event, Labels, LineError, MetricType, Parser, Sample, parse};
-pub use reading::{ReadSample, Reading, read};
+pub use reading::{ReadSample, Reading, published_totals, read};
 pub use source::{
     DEFAULT_SOCKET, DEFAULT_URL, Fetched, Source, SourceError, SourceOptions, SourceSpec,
     SourceSpecError,

@@ -1,5 +1,7 @@
 //! One body read in full, for showing rather than tracking (`tailship once`).
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use tailship_model::{Dimensions, Unit};
 
@@ -76,6 +78,36 @@ pub fn read(body: &[u8]) -> Reading {
     out
 }
 
+/// What raw counter totals add up to once published: `raw` maps tailscaled series
+/// (`tailscaled_outbound_bytes_total{path="derp"}`) to amounts; the result maps every
+/// published counter series (`tailscale.bytes.sent.total{path=derp}` and its aggregate
+/// `tailscale.bytes.sent.total`) to the sum it must ship. Used to check shipped bytes against
+/// a simulated node's truth.
+pub fn published_totals<'a>(
+    raw: impl IntoIterator<Item = (&'a str, u64)>,
+) -> BTreeMap<String, u64> {
+    let body: String = raw
+        .into_iter()
+        .map(|(series, n)| format!("{series} {n}\n"))
+        .collect();
+    let mut totals = BTreeMap::new();
+    for s in read(body.as_bytes()).samples {
+        if s.kind != Kind::Counter {
+            continue;
+        }
+        let n = s.value as u64;
+        if s.aggregate {
+            *totals.entry(s.name.clone()).or_default() += n;
+        }
+        if !s.dimensions.is_empty() {
+            *totals
+                .entry(format!("{}{{{}}}", s.name, s.dimensions))
+                .or_default() += n;
+        }
+    }
+    totals
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +134,22 @@ mod tests {
         assert_eq!(r.ignored, 1);
         let kinds: Vec<_> = r.anomalies.counts().collect();
         assert_eq!(kinds, [("negative", 1), ("parse", 1)]);
+    }
+
+    #[test]
+    fn published_totals_add_breakdowns_into_aggregates() {
+        let raw = [
+            (r#"tailscaled_outbound_bytes_total{path="derp"}"#, 5),
+            (r#"tailscaled_outbound_bytes_total{path="direct_ipv4"}"#, 7),
+            ("sockstats_tx_bytes_DERPHTTPClient", 3),
+        ];
+        let t = published_totals(raw);
+        assert_eq!(t["tailscale.bytes.sent.total"], 12);
+        assert_eq!(t["tailscale.bytes.sent.total{path=derp}"], 5);
+        assert_eq!(
+            t["tailscale.sockstats.bytes.sent.total{label=DERPHTTPClient}"],
+            3
+        );
+        assert_eq!(t.len(), 5);
     }
 }

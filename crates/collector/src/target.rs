@@ -19,4 +19,30 @@ pub struct TargetInfo {
     /// `/proc/sys/kernel/random/boot_id`, which tells the start ticks of two boots apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// `process_start_unix_time` from tailscaled's debug endpoint: when it started, in Unix
+    /// seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<u64>,
+    /// `node_boot_time_seconds` from the debug endpoint (v1.102+, Linux): when the node booted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_booted: Option<u64>,
+}
+
+impl TargetInfo {
+    /// Takes the process start and node boot times from a debug endpoint body
+    /// (`/debug/metrics`), where they are untyped samples in Unix seconds.
+    pub fn read_debug(&mut self, body: &[u8]) {
+        for event in crate::parse(body) {
+            let Ok(crate::Event::Sample(s)) = event else {
+                continue;
+            };
+            let seconds =
+                || (s.value.is_finite() && s.value >= 0.0).then(|| s.value.round() as u64);
+            match s.name {
+                "process_start_unix_time" => self.started = seconds(),
+                "node_boot_time_seconds" => self.node_booted = seconds(),
+                _ => {}
+            }
+        }
+    }
 }

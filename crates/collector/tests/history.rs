@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use tailship_collector::{Kind, TargetInfo, Tracker, TrackerConfig, read};
+use tailship_collector::{TargetInfo, Tracker, TrackerConfig, published_totals};
 use tailship_model::Timestamp;
 use tailship_testkit::SimNode;
 
@@ -65,26 +65,8 @@ impl Run {
 
     /// The true increase per published series, mapped through the same catalog.
     fn truth(&self) -> BTreeMap<String, u64> {
-        let body: String = self
-            .node
-            .increase()
-            .iter()
-            .map(|(series, n)| format!("{series} {n}\n"))
-            .collect();
-        let mut truth = BTreeMap::new();
-        for s in read(body.as_bytes())
-            .samples
-            .into_iter()
-            .filter(|s| s.kind == Kind::Counter)
-        {
-            *truth.entry(s.name.clone()).or_default() += s.value as u64;
-            if !s.dimensions.is_empty() {
-                *truth
-                    .entry(format!("{}{{{}}}", s.name, s.dimensions))
-                    .or_default() += s.value as u64;
-            }
-        }
-        truth
+        let raw = self.node.increase();
+        published_totals(raw.iter().map(|(series, n)| (series.as_str(), *n)))
     }
 
     fn assert_exact(&self) {

@@ -9,8 +9,21 @@
 //! This is test code: setup failures (a port that cannot be bound, a poisoned lock) panic
 //! with a message instead of returning errors.
 
+#[cfg(feature = "cloudwatch")]
+mod cloudwatch;
+#[cfg(feature = "gcm")]
+mod gcm;
 mod sim;
 mod tailscaled;
 
+#[cfg(feature = "cloudwatch")]
+pub use cloudwatch::{
+    Datum, FakeCloudWatch, Fault, PUT_METRIC_DATA_PATH, PutRequest, StatisticSet,
+};
+#[cfg(feature = "gcm")]
+pub use gcm::{
+    Code as GcmCode, Ec2Identity, FakeInstanceMetadata, FakeMetricService, GceIdentity, GcmFault,
+    GcmPoint, GcmRejection, GcmRequest, GcmSeries, GcmValue,
+};
 pub use sim::{DEFAULT_VERSION, PATHS, SimNode, TRANSPORTS};
-pub use tailscaled::{DEFAULT_CONTENT_TYPE, FakeTailscaled, USERMETRICS_PATH};
+pub use tailscaled::{DEBUG_PATH, DEFAULT_CONTENT_TYPE, FakeTailscaled, USERMETRICS_PATH};

@@ -19,6 +19,9 @@ use server::{Reply, Shared};
 /// The content type tailscaled's usermetrics handler sends.
 pub const DEFAULT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The debug endpoint's path (`tailscaled --debug=ADDR:PORT`).
+pub const DEBUG_PATH: &str = "/debug/metrics";
+
 /// The LocalAPI path tailship reads.
 pub const USERMETRICS_PATH: &str = "/localapi/v0/usermetrics";
 
@@ -65,8 +68,10 @@ impl FakeTailscaled {
                 version: Some(node.version().to_owned()),
                 delay: Duration::ZERO,
                 chunked: false,
+                debug_body: node.render_debug().into(),
             }),
             requests: AtomicU64::new(0),
+            debug_requests: AtomicU64::new(0),
             connections: AtomicU64::new(0),
         });
         let (stop, stopped) = oneshot::channel();
@@ -106,7 +111,14 @@ impl FakeTailscaled {
     pub fn serve(&self, node: &SimNode) {
         let mut reply = self.reply();
         reply.body = node.render().into();
+        reply.debug_body = node.render_debug().into();
         reply.version = Some(node.version().to_owned());
+    }
+
+    /// The debug endpoint on the HTTP listener (`tailscaled --debug`), which serves
+    /// [`SimNode::render_debug`] of the node last given to [`FakeTailscaled::serve`].
+    pub fn debug_url(&self) -> String {
+        format!("http://{}/debug/metrics", self.addr)
     }
 
     /// The body of every answer.
@@ -145,9 +157,15 @@ impl FakeTailscaled {
         self.shared.connections.load(Ordering::SeqCst)
     }
 
-    /// Requests received so far, answered or refused, on both listeners.
+    /// Requests received so far, answered or refused, on both listeners (the debug
+    /// endpoint's apart).
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests for the debug endpoint received so far.
+    pub fn debug_requests(&self) -> u64 {
+        self.shared.debug_requests.load(Ordering::SeqCst)
     }
 
     fn reply(&self) -> MutexGuard<'_, Reply> {

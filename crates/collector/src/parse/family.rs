@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use super::labels::{Around, Pair, unescape};
 use super::line::{RawSample, float};
 use super::{Labels, LineError, MetricType, Reason, error};
 
@@ -57,6 +58,8 @@ impl Default for Family<'_> {
 struct Point<'a> {
     open: bool,
     labels: Labels<'a>,
+    /// Its labels around its `le` or `quantile`, when the line that opened it had one.
+    around: Option<Around<'a>>,
     last_line: u32,
     buckets: u32,
     last_le: f64,
@@ -74,6 +77,8 @@ struct Point<'a> {
 struct Bound<'a> {
     text: Cow<'a, str>,
     value: f64,
+    /// The other labels.
+    around: Around<'a>,
 }
 
 /// The suffixes a family's samples may add to its name, beside the name itself.
@@ -93,6 +98,11 @@ fn is_histogram(ty: MetricType) -> bool {
 }
 
 impl<'a> Family<'a> {
+    /// The current family's name, empty before the first.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
     /// Ends the input: checks the open histogram.
     pub fn finish(&mut self) -> Option<LineError> {
         self.close_point()
@@ -186,7 +196,7 @@ impl<'a> Family<'a> {
             Ok(bound) => bound,
             Err(problem) => return Step::new(None, Err(problem)),
         };
-        let leaves_point = self.point.open && !self.same_point(&s.labels);
+        let leaves_point = self.point.open && !self.same_point(&s.labels, bound.as_ref());
         let closed = if leaves_point {
             self.close_point()
         } else {
@@ -213,23 +223,41 @@ impl<'a> Family<'a> {
         }
         match (ty, suffix) {
             (MetricType::Histogram | MetricType::GaugeHistogram, "_bucket") => {
-                let Some(le) = s.labels.get("le") else {
+                let Some(Pair {
+                    value: le, around, ..
+                }) = pair(s, "le")
+                else {
                     return Err(format!("{ty} bucket without an le label").into());
                 };
+                let le = unescape(le);
                 let Some(value) = float(&le).filter(|x| !x.is_nan()) else {
                     return Err(format!("invalid le label value {le:?}").into());
                 };
                 not_negative(s, "bucket value")?;
-                return Ok(Some(Bound { text: le, value }));
+                let text = le;
+                return Ok(Some(Bound {
+                    text,
+                    value,
+                    around,
+                }));
             }
             (MetricType::Summary, "") => {
-                let Some(q) = s.labels.get("quantile") else {
+                let Some(Pair {
+                    value: q, around, ..
+                }) = pair(s, "quantile")
+                else {
                     return Err("summary sample without a quantile label".into());
                 };
+                let q = unescape(q);
                 let Some(value) = float(&q).filter(|x| (0.0..=1.0).contains(x)) else {
                     return Err(format!("invalid quantile {q:?}: not a number from 0 to 1").into());
                 };
-                return Ok(Some(Bound { text: q, value }));
+                let text = q;
+                return Ok(Some(Bound {
+                    text,
+                    value,
+                    around,
+                }));
             }
             (MetricType::Histogram | MetricType::Summary, "_count")
             | (MetricType::GaugeHistogram, "_gcount") => not_negative(s, suffix)?,
@@ -254,8 +282,19 @@ impl<'a> Family<'a> {
         Ok(None)
     }
 
-    /// Whether labels belong to the open histogram or summary.
-    fn same_point(&self, labels: &Labels<'_>) -> bool {
+    /// Whether labels belong to the open histogram or summary. Comparing the text around
+    /// `le` (or `quantile`) answers most lines without walking both label sets.
+    fn same_point(&self, labels: &Labels<'_>, bound: Option<&Bound<'_>>) -> bool {
+        if let Some(open) = self.point.around {
+            let same = match bound {
+                Some(bound) => open == bound.around,
+                // `_sum` and `_count`, with the labels of the buckets but `le`.
+                None => open.joins_to(labels),
+            };
+            if same {
+                return true;
+            }
+        }
         let key = match self.ty {
             MetricType::Summary => "quantile",
             _ => "le",
@@ -278,6 +317,7 @@ impl<'a> Family<'a> {
             self.point = Point {
                 open: true,
                 labels: s.labels,
+                around: bound.as_ref().map(|b| b.around),
                 ..Point::default()
             };
         }
@@ -349,6 +389,14 @@ impl<'a> Family<'a> {
             _ => return None,
         };
         Some(error(p.last_line, problem))
+    }
+}
+
+/// The pair of label `name`, found without a walk when it is the last one.
+fn pair<'a>(s: &RawSample<'a>, name: &str) -> Option<Pair<'a>> {
+    match s.last.as_ref().and_then(|at| s.labels.pair_at(at)) {
+        Some(last) if last.name == name => Some(last),
+        _ => s.labels.pair(name),
     }
 }
 

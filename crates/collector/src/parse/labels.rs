@@ -1,9 +1,11 @@
 //! Label sets: validated once by [`scan`], then read lazily by [`Labels`].
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use super::Reason;
-use super::line::{is_ws, quote};
+use super::bytes::{ASSIGN, LABEL, SEP, WS, find2, skip};
+use super::line::quote;
 
 /// The labels of one sample, validated by the parser; values are unescaped on demand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -14,6 +16,11 @@ pub struct Labels<'a> {
 }
 
 impl<'a> Labels<'a> {
+    /// Labels from text the caller has validated as [`scan`] does (the fast path).
+    pub(super) fn validated(raw: &'a str) -> Self {
+        Labels { raw }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }
@@ -34,6 +41,39 @@ impl<'a> Labels<'a> {
     /// `(name, value)` with values as written between the quotes.
     pub(super) fn raw_pairs(&self) -> RawPairs<'a> {
         RawPairs { rest: self.raw }
+    }
+
+    /// The pair at `at`, found by [`scan`] or the fast path in this label text.
+    pub(super) fn pair_at(&self, at: &PairAt) -> Option<Pair<'a>> {
+        Some(Pair {
+            name: self.raw.get(at.name.clone())?,
+            value: self.raw.get(at.value.clone())?,
+            around: Around {
+                before: self.raw.get(..at.start)?,
+                after: self.raw.get(at.value.end + 1..)?,
+            },
+        })
+    }
+
+    /// The pair of label `name`.
+    pub(super) fn pair(&self, name: &str) -> Option<Pair<'a>> {
+        let mut pairs = self.raw_pairs();
+        loop {
+            let start = self.raw.len() - pairs.rest.len();
+            let (k, value) = pairs.next()?;
+            if k == name {
+                let end = self.raw.len() - pairs.rest.len();
+                let around = Around {
+                    before: self.raw.get(..start)?,
+                    after: self.raw.get(end..)?,
+                };
+                return Some(Pair {
+                    name: k,
+                    value,
+                    around,
+                });
+            }
+        }
     }
 
     /// Whether `self` and `other` hold the same labels in the same order, ignoring `except`.
@@ -57,6 +97,45 @@ impl<'a> Labels<'a> {
     }
 }
 
+/// Where a label pair is in the label text: from the end of the pair before it (or the
+/// start), its name, its value between the quotes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct PairAt {
+    pub start: usize,
+    pub name: Range<usize>,
+    pub value: Range<usize>,
+}
+
+/// One label of a set, as written, and the text around it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Pair<'a> {
+    pub name: &'a str,
+    /// Between the quotes, escapes as written.
+    pub value: &'a str,
+    pub around: Around<'a>,
+}
+
+/// The text of a label set around one of its pairs: from the start to the end of the pair
+/// before it, and from the end of the pair to the end. Both pieces are whole pairs, so two
+/// label sets whose texts around their `le` are the same hold the same labels but `le`, and
+/// a label set whose text is the two pieces joined holds those labels and no `le`. (The
+/// converse need not hold: blanks and a trailing comma may differ.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Around<'a> {
+    before: &'a str,
+    after: &'a str,
+}
+
+impl Around<'_> {
+    /// Whether `labels` is written exactly as the two pieces joined.
+    pub(super) fn joins_to(&self, labels: &Labels<'_>) -> bool {
+        let raw = labels.raw;
+        raw.len() == self.before.len() + self.after.len()
+            && raw.starts_with(self.before)
+            && raw.ends_with(self.after)
+    }
+}
+
 /// Walks a validated label text.
 #[derive(Debug, Clone)]
 pub(super) struct RawPairs<'a> {
@@ -69,9 +148,9 @@ impl<'a> Iterator for RawPairs<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         // The text is validated: `name ws* = ws* "value"`, separated by commas and whitespace.
         let s = self.rest.as_bytes();
-        let start = skip(s, 0, |b| is_ws(b) || b == b',');
-        let end = skip(s, start, is_name_char);
-        let open = skip(s, end, |b| is_ws(b) || b == b'=');
+        let start = skip(s, 0, SEP);
+        let end = skip(s, start, LABEL);
+        let open = skip(s, end, ASSIGN);
         let value = open + 1;
         let close = value + closing_quote(s.get(value..)?)?;
         let pair = (self.rest.get(start..end)?, self.rest.get(value..close)?);
@@ -80,17 +159,17 @@ impl<'a> Iterator for RawPairs<'a> {
     }
 }
 
-/// Index of the quote that ends a label value starting at `s`.
-fn closing_quote(s: &[u8]) -> Option<usize> {
+/// Index of the quote that ends a label value starting at `s` (a backslash escapes the byte
+/// after it, whatever it is).
+pub(super) fn closing_quote(s: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        match b {
-            b'"' => return Some(i),
-            b'\\' => i += 2,
-            _ => i += 1,
+    loop {
+        i += find2(s.get(i..)?, b'"', b'\\')?;
+        match s.get(i) {
+            Some(b'"') => return Some(i),
+            _ => i += 2,
         }
     }
-    None
 }
 
 /// Resolves `\\`, `\"` and `\n`; any other backslash is kept as written, as Prometheus does.
@@ -136,10 +215,6 @@ fn unescaped_chars(raw: &str) -> usize {
     n
 }
 
-fn is_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
-}
-
 /// Validates a label set; `s` starts just after `{`. Returns the labels and what follows the
 /// closing `}`. `names` is scratch space for the duplicate check.
 pub(super) fn scan<'a>(
@@ -156,9 +231,7 @@ pub(super) fn scan<'a>(
             Some(_) => {}
         }
         let start = i;
-        while s.get(i).copied().is_some_and(is_name_char) {
-            i += 1;
-        }
+        i = skip(s, i, LABEL);
         let name = s.get(start..i).unwrap_or_default();
         match name.first() {
             None => {
@@ -207,15 +280,7 @@ pub(super) fn scan<'a>(
 }
 
 fn skip_ws(s: &[u8], i: usize) -> usize {
-    skip(s, i, is_ws)
-}
-
-/// The first index from `i` on whose byte is not `what`.
-fn skip(s: &[u8], mut i: usize, what: impl Fn(u8) -> bool) -> usize {
-    while s.get(i).copied().is_some_and(&what) {
-        i += 1;
-    }
-    i
+    skip(s, i, WS)
 }
 
 /// The first name that occurs twice. Sorts `names` when there are many.

@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 
-use super::labels::{self, Labels, ascii, unescape};
+use super::bytes::find2;
+use super::labels::{self, Labels, PairAt, ascii, unescape};
 use super::{MetricType, Reason};
 
 /// OpenMetrics' limit on an exemplar's label names and values, in characters.
@@ -17,6 +18,9 @@ pub(super) struct RawSample<'a> {
     pub value: f64,
     pub timestamp: Option<(&'a str, f64)>,
     pub exemplar: bool,
+    /// Where the last label is, if the reader noted it (the fast path does): where the Go
+    /// client writes `le` and `quantile`, so that they need no walk of the labels.
+    pub last: Option<PairAt>,
 }
 
 /// A HELP, TYPE or UNIT line.
@@ -27,24 +31,9 @@ pub(super) enum Meta<'a> {
     Unit(&'a str, &'a str),
 }
 
-/// The index of the first `\n`, eight bytes at a time.
+/// The index of the first `\n`.
 pub(super) fn find_newline(s: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([1; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const NEWLINES: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    let mut chunks = s.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().ok()?) ^ NEWLINES;
-        // The lowest byte that was a newline is the lowest one whose high bit this sets.
-        let found = word.wrapping_sub(ONES) & !word & HIGHS;
-        if found != 0 {
-            return Some(base + found.trailing_zeros() as usize / 8);
-        }
-        base += 8;
-    }
-    let tail = chunks.remainder().iter().position(|&b| b == b'\n');
-    tail.map(|i| base + i)
+    find2(s, b'\n', b'\n')
 }
 
 /// Blank and tab separate tokens in 0.0.4.
@@ -221,6 +210,7 @@ pub(super) fn sample<'a>(
         value,
         timestamp: ts,
         exemplar,
+        last: None,
     })
 }
 

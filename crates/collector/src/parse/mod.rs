@@ -18,7 +18,9 @@
 //! because a body cut off mid-line could turn `5684` into `56` and fake a counter reset.
 //! `# EOF` is the exception, since it proves the body complete.
 
+mod bytes;
 mod family;
+mod fast;
 mod labels;
 mod line;
 #[cfg(test)]
@@ -147,6 +149,9 @@ type Item<'a> = Result<Event<'a>, LineError>;
 #[derive(Debug, Clone)]
 pub struct Parser<'a> {
     input: &'a [u8],
+    /// `input` as text when it is all valid UTF-8, as it nearly always is: then lines are
+    /// sliced from it instead of being checked one by one.
+    text: Option<&'a str>,
     pos: usize,
     line: u32,
     /// The line of the last item yielded.
@@ -180,6 +185,7 @@ struct Prev<'a> {
 pub fn parse(input: &[u8]) -> Parser<'_> {
     Parser {
         input,
+        text: std::str::from_utf8(input).ok(),
         pos: 0,
         line: 0,
         reported: 0,
@@ -253,6 +259,19 @@ impl<'a> Parser<'a> {
         })
     }
 
+    /// The last `len` bytes of the current line (before its `\n`) as text, if valid UTF-8.
+    fn line_text(&self, len: usize) -> Option<&'a str> {
+        let end = match self.input.get(..self.pos) {
+            Some([.., b'\n']) => self.pos - 1,
+            _ => self.pos,
+        };
+        let start = end.checked_sub(len)?;
+        match self.text {
+            Some(text) => text.get(start..end),
+            None => std::str::from_utf8(self.input.get(start..end)?).ok(),
+        }
+    }
+
     /// Reads one line: `None` for a blank line or a comment.
     fn read_line(&mut self, text: &'a [u8], terminated: bool) -> Option<Item<'a>> {
         let n = self.line;
@@ -275,7 +294,9 @@ impl<'a> Parser<'a> {
 
     /// A `#` line: HELP, TYPE or UNIT, else a comment.
     fn metadata(&mut self, text: &'a [u8], n: u32) -> Option<Item<'a>> {
-        let meta = match line::metadata(text) {
+        let known = self.family.name();
+        let fast = (self.line_text(text.len())).and_then(|t| fast::metadata(t, known));
+        let meta = match fast.map_or_else(|| line::metadata(text), |meta| Ok(Some(meta))) {
             Ok(Some(meta)) => meta,
             Ok(None) => return None,
             Err(reason) => return Some(Err(error(n, reason))),
@@ -310,9 +331,15 @@ impl<'a> Parser<'a> {
     }
 
     fn sample(&mut self, text: &'a [u8], n: u32) -> Item<'a> {
-        let raw = match line::sample(text, &mut self.names) {
-            Ok(raw) => raw,
-            Err(reason) => return Err(error(n, reason)),
+        let fast = self
+            .line_text(text.len())
+            .and_then(|t| fast::sample(t, self.family.name(), &mut self.names));
+        let raw = match fast {
+            Some(raw) => raw,
+            None => match line::sample(text, &mut self.names) {
+                Ok(raw) => raw,
+                Err(reason) => return Err(error(n, reason)),
+            },
         };
         if let Err(reason) = self.check_repeat(&raw) {
             return Err(error(n, reason));
@@ -344,7 +371,8 @@ impl<'a> Parser<'a> {
     /// A series may only repeat on the next line with a later (or equal) timestamp.
     fn check_repeat(&self, raw: &line::RawSample<'a>) -> Result<(), Reason> {
         let Some(prev) = self.prev else { return Ok(()) };
-        if prev.name != raw.name || prev.labels != raw.labels {
+        // Labels first: consecutive samples mostly share their name.
+        if prev.labels != raw.labels || prev.name != raw.name {
             return Ok(());
         }
         match (prev.timestamp, raw.timestamp) {

@@ -181,6 +181,34 @@ fn histograms() {
 }
 
 #[test]
+fn histogram_points_by_their_other_labels() {
+    // However the labels are spaced or ordered, a point is the samples whose labels but `le`
+    // are the same.
+    check(
+        "# TYPE h histogram\n\
+         h_bucket{x=\"1\",le=\"1\"} 1\nh_bucket{x=\"1\", le=\"+Inf\"} 2\nh_sum{x=\"1\",} 3\n\
+         h_count{ x = \"1\" } 2\nh_bucket{le=\"+Inf\",x=\"2\"} 1\nh_count{x=\"2\"} 1\nh_sum{x=\"2\"} 0\n\
+         h_bucket{x=\"2\",y=\"3\",le=\"+Inf\"} 1\nh_bucket{x=\"2\",le=\"5\"} 0\n\
+         h_bucket{x=\"2\",le=\"+Inf\"} 1\nh_sum{x=\"2\",y=\"3\"} 1\n",
+        r#"
+        type h histogram
+        h_bucket{x="1",le="1"} 1 [h histogram]
+        h_bucket{x="1",le="+Inf"} 2 [h histogram]
+        h_sum{x="1"} 3 [h histogram]
+        h_count{x="1"} 2 [h histogram]
+        h_bucket{le="+Inf",x="2"} 1 [h histogram]
+        h_count{x="2"} 1 [h histogram]
+        h_sum{x="2"} 0 [h histogram]
+        h_bucket{x="2",y="3",le="+Inf"} 1 [h histogram]
+        h_bucket{x="2",le="5"} 0 [h histogram]
+        h_bucket{x="2",le="+Inf"} 1 [h histogram]
+        h_sum{x="2",y="3"} 1 [h histogram]
+        error line 12: histogram "h" has no bucket with le="+Inf"
+        "#,
+    );
+}
+
+#[test]
 fn histogram_errors() {
     // Found when the histogram ends, named at its last line; the next line still reads.
     check(

@@ -116,6 +116,19 @@ pub enum SourceError {
         #[source]
         source: BoxError,
     },
+    /// The debug endpoint gave another process start (or node boot) time after the
+    /// usermetrics body than before it: tailscaled restarted during the scrape, so the body
+    /// cannot be told apart as the old or the new process's. Nothing is lost by skipping it.
+    #[error(
+        "tailscaled restarted while {endpoint} was being scraped (its debug endpoint's process \
+         start time changed from {before} to {after}); this scrape is skipped and the next one \
+         counts everything"
+    )]
+    RestartedDuringScrape {
+        endpoint: String,
+        before: u64,
+        after: u64,
+    },
     /// Any other I/O error.
     #[error("reading {endpoint} failed ({})", source.kind())]
     Io {
@@ -140,6 +153,7 @@ impl SourceError {
             SourceError::Timeout { .. } => "timeout",
             SourceError::Connect { .. } => "connect",
             SourceError::Protocol { .. } => "protocol",
+            SourceError::RestartedDuringScrape { .. } => "restarted_during_scrape",
             SourceError::Io { .. } => "io",
         }
     }

@@ -45,5 +45,6 @@ pub(super) async fn fetch(
         body: body.into(),
         target: TargetInfo::default(),
         content_type: None,
+        debug: None,
     })
 }

@@ -70,6 +70,7 @@ impl LocalApi {
             pid,
             process_start,
             boot_id: self.boot_id.clone(),
+            ..TargetInfo::default()
         };
 
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

@@ -70,6 +70,7 @@ where
         body,
         target,
         content_type,
+        debug: None,
     })
 }
 

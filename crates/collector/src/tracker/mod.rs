@@ -7,6 +7,7 @@
 
 mod state;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use tailship_model::{CounterPoint, Dimensions, GaugePoint, Series, Timestamp};
 use crate::anomaly::{Anomalies, Anomaly, counter_value, gauge_value};
 use crate::catalog::{self, Class, Kind, Resets};
 use crate::key::write_key;
-use crate::{Event, Sample, TargetInfo, parse};
+use crate::{Event, MetricType, Sample, TargetInfo, parse};
 
 use state::{NO_OUTPUT, RawState};
 pub use state::{StateError, TrackerState};
@@ -29,6 +30,9 @@ pub struct TrackerConfig {
     pub series_ttl: Duration,
     /// The most raw series tracked at once; new series beyond it are refused and counted.
     pub max_series: usize,
+    /// Client metrics of the debug endpoint to publish by name (`tailscale.client.<name>`);
+    /// none by default: they are internal to tailscaled and change between versions.
+    pub client_metrics: BTreeSet<String>,
 }
 
 impl Default for TrackerConfig {
@@ -36,6 +40,7 @@ impl Default for TrackerConfig {
         Self {
             series_ttl: Duration::from_secs(3600),
             max_series: 100_000,
+            client_metrics: BTreeSet::new(),
         }
     }
 }
@@ -179,11 +184,22 @@ impl Tracker {
         target: &TargetInfo,
         at: Timestamp,
     ) -> Result<Observation, EmptyScrape> {
+        self.observe_bodies(&[body], target, at)
+    }
+
+    /// Reads one scrape made of several bodies of the same tailscaled (the usermetrics body
+    /// and the debug endpoint's) as one.
+    pub fn observe_bodies(
+        &mut self,
+        bodies: &[&[u8]],
+        target: &TargetInfo,
+        at: Timestamp,
+    ) -> Result<Observation, EmptyScrape> {
         let mut anomalies = Anomalies::default();
         let mut ignored = 0;
         let mut keys = String::new();
         let mut obs = Vec::new();
-        for event in parse(body) {
+        for event in bodies.iter().flat_map(|b| parse(b)) {
             let sample = match event {
                 Ok(Event::Sample(s)) => s,
                 Ok(_) => continue,
@@ -192,7 +208,7 @@ impl Tracker {
                     continue;
                 }
             };
-            let class = catalog::classify(sample.family, sample.family_type, sample.name);
+            let class = self.classify(&sample);
             let Some(kind) = class.kind() else {
                 ignored += 1;
                 continue;
@@ -363,6 +379,17 @@ impl Tracker {
         Ok(out)
     }
 
+    fn classify(&self, sample: &Sample<'_>) -> Class {
+        if self.config.client_metrics.contains(sample.name) {
+            return match sample.family_type {
+                MetricType::Counter => Class::Selected(Kind::Counter),
+                MetricType::Gauge | MetricType::Unknown => Class::Selected(Kind::Gauge),
+                _ => Class::Ignored,
+            };
+        }
+        catalog::classify(sample.family, sample.family_type, sample.name)
+    }
+
     fn detect_restart(&self, obs: &[Obs<'_>], keys: &str, target: &TargetInfo) -> Option<Restart> {
         if let Some(r) = self
             .state
@@ -436,6 +463,14 @@ fn identity_change(before: &TargetInfo, after: &TargetInfo) -> Option<Restart> {
         }
     }
     differ("boot id", &before.boot_id, &after.boot_id)
+        .or_else(|| differ("node boot time", &before.node_booted, &after.node_booted))
+        .or_else(|| {
+            differ(
+                "process start time (debug endpoint)",
+                &before.started,
+                &after.started,
+            )
+        })
         .or_else(|| differ("process id", &before.pid, &after.pid))
         .or_else(|| {
             differ(

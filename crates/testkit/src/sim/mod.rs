@@ -1,6 +1,7 @@
 //! A scripted model of one tailscaled's usermetrics (v1.102 families), with the truth of what
 //! was added, so history tests can check that shipped deltas sum to the real increase.
 
+mod debug;
 mod families;
 mod render;
 
@@ -23,6 +24,8 @@ pub struct SimNode {
     gauges: BTreeMap<&'static str, BTreeMap<String, f64>>,
     /// Counted since the last [`SimNode::mark`], per series key.
     added: BTreeMap<String, u64>,
+    /// What the debug endpoint shows.
+    debug: debug::Debug,
 }
 
 impl Default for SimNode {
@@ -39,6 +42,7 @@ impl SimNode {
             counters: BTreeMap::new(),
             gauges: BTreeMap::new(),
             added: BTreeMap::new(),
+            debug: debug::Debug::default(),
         };
         node.create_eager_series();
         node.set_health_messages("warning", 0);
@@ -133,6 +137,7 @@ impl SimNode {
     /// gauges and the version stay (change them if the script needs to). The truth keeps
     /// what was added before: it is what really crossed the wire.
     pub fn restart(&mut self) {
+        self.debug.restart(60);
         self.counters.clear();
         self.create_eager_series();
         self.zero_relay_endpoints();
@@ -146,6 +151,51 @@ impl SimNode {
         }
         self.create_eager_series();
         self.zero_relay_endpoints();
+    }
+
+    /// Gives this build socket statistics (`net/sockstats`): off by default, as on standard
+    /// Linux builds.
+    pub fn enable_sockstats(&mut self) {
+        self.debug.sockstats = true;
+    }
+
+    /// Bytes tailscaled's own sockets labelled `label` (e.g. `DERPHTTPClient`) sent and
+    /// received, over cellular or not. Counted in the truth only with socket statistics.
+    pub fn socket_traffic(&mut self, label: &str, cellular: bool, tx: u64, rx: u64) {
+        let cellular = if cellular { "cellular_" } else { "" };
+        for (dir, n) in [("tx", tx), ("rx", rx)] {
+            let name = format!("sockstats_{dir}_bytes_{cellular}{label}");
+            *self.debug.sockets.entry(name.clone()).or_default() += n;
+            if self.debug.sockstats && n > 0 {
+                *self.added.entry(name).or_default() += n;
+            }
+        }
+    }
+
+    /// Adds to a client metric of the debug endpoint (`magicsock_disco_recv_ping`, ...).
+    pub fn client_metric(&mut self, name: &str, n: u64) {
+        if let Some((counter, v)) = self
+            .debug
+            .client
+            .iter_mut()
+            .find(|(k, _)| **k == name)
+            .map(|(_, v)| v)
+        {
+            *v += n;
+            if *counter && n > 0 {
+                *self.added.entry(name.to_owned()).or_default() += n;
+            }
+        }
+    }
+
+    /// When this tailscaled started, as its debug endpoint says (`process_start_unix_time`).
+    pub fn started(&self) -> u64 {
+        self.debug.started
+    }
+
+    /// The debug endpoint's body (`/debug/metrics`) as tailscaled prints it.
+    pub fn render_debug(&self) -> String {
+        self.debug.render(120)
     }
 
     /// The exposition exactly as tailscaled prints it (see the `render` module).

@@ -17,7 +17,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
 
-use super::USERMETRICS_PATH;
+use super::{DEBUG_PATH, USERMETRICS_PATH};
 
 /// The `Host` the LocalAPI accepts besides none at all (`apitype.LocalAPIHost`).
 const LOCALAPI_HOST: &str = "local-tailscaled.sock";
@@ -26,6 +26,8 @@ const LOCALAPI_HOST: &str = "local-tailscaled.sock";
 pub(super) struct Shared {
     pub(super) reply: Mutex<Reply>,
     pub(super) requests: AtomicU64,
+    /// Requests for `/debug/metrics` (not in `requests`).
+    pub(super) debug_requests: AtomicU64,
     pub(super) connections: AtomicU64,
 }
 
@@ -37,6 +39,8 @@ pub(super) struct Reply {
     pub(super) version: Option<String>,
     pub(super) delay: Duration,
     pub(super) chunked: bool,
+    /// What `/debug/metrics` answers on the HTTP listener.
+    pub(super) debug_body: Bytes,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -107,9 +111,15 @@ where
 async fn answer(shared: &Shared, listener: Listener, request: Request<Incoming>) -> Response<Body> {
     // Counted while the reply is taken, so that a script that sees the count go up knows
     // this request's body is already decided and may change the next one.
+    let debug = matches!(listener, Listener::Http) && request.uri().path() == DEBUG_PATH;
     let reply = {
         let reply = shared.reply.lock().unwrap_or_else(PoisonError::into_inner);
-        shared.requests.fetch_add(1, Ordering::SeqCst);
+        let counter = if debug {
+            &shared.debug_requests
+        } else {
+            &shared.requests
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
         reply.clone()
     };
     if !reply.delay.is_zero() {
@@ -134,6 +144,13 @@ async fn answer(shared: &Shared, listener: Listener, request: Request<Incoming>)
                     reply.version.as_deref(),
                 );
             }
+        }
+        // tailscaled's debug mux (`servePrometheusMetrics`): no version header.
+        Listener::Http if debug => {
+            return Response::builder()
+                .header(CONTENT_TYPE, "text/plain")
+                .body(Full::new(reply.debug_body).boxed())
+                .expect("the test's headers are valid");
         }
         Listener::Http if path != "/metrics" => {
             return text(

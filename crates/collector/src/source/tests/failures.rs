@@ -109,7 +109,7 @@ async fn answers_that_are_not_metrics() {
 #[tokio::test]
 async fn a_wrong_http_path_is_404() {
     let fake = FakeTailscaled::start();
-    let url = fake.url().replace("/metrics", "/debug/metrics");
+    let url = fake.url().replace("/metrics", "/debug/vars");
     let source = Source::new(
         SourceSpec::Http {
             url: url.parse().expect("url"),

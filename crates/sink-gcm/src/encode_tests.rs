@@ -1,0 +1,312 @@
+//! Snapshots of the exact requests, and the chunking rules.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use gcloud_sdk::google::api::metric_descriptor::{MetricKind, ValueType};
+use gcloud_sdk::google::monitoring::v3::{CreateTimeSeriesRequest, typed_value};
+use gcloud_sdk::prost::Message as _;
+use tailship_model::{Dimensions, Series, Timestamp, Unit};
+use tailship_sink::{CounterStats, GaugeStats, Point, Value};
+
+use super::*;
+use crate::Resource;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn encoder() -> Encoder {
+    let resource = Resource {
+        kind: "gce_instance".into(),
+        labels: BTreeMap::from([
+            ("instance_id".into(), "4242".into()),
+            ("project_id".into(), "proj-1".into()),
+            ("zone".into(), "europe-west1-b".into()),
+        ]),
+    };
+    let descriptions = BTreeMap::from([(
+        "tailscale.bytes.sent.total".to_owned(),
+        "Cumulative count of bytes transmitted".to_owned(),
+    )]);
+    Encoder::new(
+        "proj-1",
+        "workload.googleapis.com/",
+        &resource,
+        Arc::new(descriptions),
+    )
+}
+
+fn series(name: &str, dims: &[(&str, &str)], unit: Unit) -> Arc<Series> {
+    Arc::new(Series {
+        name: name.into(),
+        dimensions: Dimensions::new(dims.iter().copied()),
+        unit,
+    })
+}
+
+fn counter(s: Arc<Series>, start: u64, end: u64, cumulative: u64) -> Point {
+    Point {
+        series: s,
+        value: Value::Counter(CounterStats {
+            start: Timestamp::from_millis(T0 + start),
+            bucket: Timestamp::from_millis(T0 + end),
+            end: Timestamp::from_millis(T0 + end),
+            count: 1,
+            sum: 7,
+            min: 7,
+            max: 7,
+            cumulative,
+        }),
+    }
+}
+
+fn gauge(s: Arc<Series>, at: u64, v: f64) -> Point {
+    Point {
+        series: s,
+        value: Value::Gauge(GaugeStats {
+            bucket: Timestamp::from_millis(T0 + at),
+            at: Timestamp::from_millis(T0 + at),
+            count: 1,
+            sum: v,
+            min: v,
+            max: v,
+            last: v,
+        }),
+    }
+}
+
+/// Every field of a request, labels sorted (protobuf maps have no order).
+fn render(req: &CreateTimeSeriesRequest) -> String {
+    let ts = |t: &Option<gcloud_sdk::prost_types::Timestamp>| {
+        t.as_ref()
+            .map_or("-".to_owned(), |t| format!("{}.{:09}", t.seconds, t.nanos))
+    };
+    let labels = |m: &std::collections::HashMap<String, String>| {
+        let sorted: BTreeMap<_, _> = m.iter().collect();
+        sorted
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!("name: {}\n", req.name);
+    for t in &req.time_series {
+        let metric = t.metric.as_ref().expect("metric");
+        let resource = t.resource.as_ref().expect("resource");
+        let kind = MetricKind::try_from(t.metric_kind)
+            .expect("kind")
+            .as_str_name();
+        let value_type = ValueType::try_from(t.value_type)
+            .expect("type")
+            .as_str_name();
+        writeln!(out, "time_series:").unwrap();
+        writeln!(
+            out,
+            "  metric: {} {{{}}}",
+            metric.r#type,
+            labels(&metric.labels)
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "  resource: {} {{{}}}",
+            resource.r#type,
+            labels(&resource.labels)
+        )
+        .unwrap();
+        writeln!(out, "  metadata: {:?}", t.metadata).unwrap();
+        writeln!(
+            out,
+            "  metric_kind: {kind}  value_type: {value_type}  unit: {:?}",
+            t.unit
+        )
+        .unwrap();
+        writeln!(out, "  description: {:?}", t.description).unwrap();
+        for p in &t.points {
+            let i = p.interval.as_ref().expect("interval");
+            let v = match p.value.as_ref().and_then(|v| v.value.as_ref()) {
+                Some(typed_value::Value::Int64Value(n)) => format!("int64 {n}"),
+                Some(typed_value::Value::DoubleValue(d)) => format!("double {d:?}"),
+                other => format!("{other:?}"),
+            };
+            writeln!(
+                out,
+                "  point: start {} end {} {v}",
+                ts(&i.start_time),
+                ts(&i.end_time)
+            )
+            .unwrap();
+        }
+    }
+    out
+}
+
+/// Compares with `src/snapshots/NAME.txt`; `UPDATE_SNAPSHOTS=1` rewrites it.
+fn snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/snapshots")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_SNAPSHOTS=1 writes it)", path.display()));
+    assert_eq!(actual, expected, "{name} differs from {}", path.display());
+}
+
+#[test]
+fn counters_are_cumulative_int64_and_gauges_double() {
+    let sent = series("tailscale.bytes.sent.total", &[], Unit::Bytes);
+    let derp = series(
+        "tailscale.bytes.sent.total",
+        &[("path", "derp")],
+        Unit::Bytes,
+    );
+    let routes = series("tailscale.routes.advertised", &[], Unit::Count);
+    let region = series("tailscale.derp.home_region", &[], Unit::None);
+    let points = [
+        counter(sent, 0, 10_250, 24_000),
+        counter(derp, 0, 10_250, 1_200),
+        gauge(routes, 10_250, 2.0),
+        gauge(region, 10_250, 17.0),
+    ];
+    let encoded = encoder().encode(&points);
+    assert!(encoded.refused.is_empty());
+    assert_eq!(encoded.requests.len(), 1);
+    assert_eq!(encoded.requests[0].1, vec![0, 1, 2, 3]);
+    snapshot("counters_and_gauges", &render(&encoded.requests[0].0));
+}
+
+/// The fewest requests: ceil(series / 200), in order, each series once per request.
+#[test]
+fn batches_split_into_the_fewest_requests() {
+    let e = encoder();
+    for (n, expected) in [
+        (1, vec![1]),
+        (200, vec![200]),
+        (201, vec![200, 1]),
+        (450, vec![200, 200, 50]),
+    ] {
+        let points: Vec<Point> = (0..n)
+            .map(|i| {
+                counter(
+                    series("tailscale.x.total", &[("k", &i.to_string())], Unit::Count),
+                    0,
+                    10_000,
+                    i,
+                )
+            })
+            .collect();
+        let encoded = e.encode(&points);
+        let sizes: Vec<usize> = encoded
+            .requests
+            .iter()
+            .map(|(r, ix)| {
+                assert_eq!(r.time_series.len(), ix.len());
+                ix.len()
+            })
+            .collect();
+        assert_eq!(sizes, expected, "{n} series");
+        let order: Vec<usize> = encoded
+            .requests
+            .iter()
+            .flat_map(|(_, ix)| ix.clone())
+            .collect();
+        assert_eq!(order, (0..n as usize).collect::<Vec<_>>());
+    }
+}
+
+/// Two points of one series never share a request; the older goes first.
+#[test]
+fn a_series_is_in_a_request_at_most_once() {
+    let s = series("tailscale.bytes.sent.total", &[], Unit::Bytes);
+    let other = series("tailscale.bytes.received.total", &[], Unit::Bytes);
+    let points = [
+        counter(Arc::clone(&s), 0, 10_000, 5),
+        counter(other, 0, 10_000, 9),
+        counter(s, 0, 20_000, 8),
+    ];
+    let encoded = encoder().encode(&points);
+    let ix: Vec<Vec<usize>> = encoded.requests.iter().map(|(_, ix)| ix.clone()).collect();
+    assert_eq!(ix, vec![vec![0, 1], vec![2]]);
+}
+
+#[test]
+fn a_non_finite_gauge_is_refused_not_sent() {
+    let g = series("tailscale.routes.advertised", &[], Unit::Count);
+    let points = [gauge(Arc::clone(&g), 1_000, f64::NAN), gauge(g, 1_000, 1.0)];
+    let encoded = encoder().encode(&points);
+    assert_eq!(encoded.refused.len(), 1);
+    assert_eq!(encoded.refused[0].0, 0);
+    assert_eq!(encoded.refused[0].1.reason, "not_finite");
+    assert_eq!(encoded.requests[0].1, vec![1]);
+}
+
+/// `encoded_size` is exactly what a point adds to a request.
+#[test]
+fn encoded_size_is_exact() {
+    let e = encoder();
+    let points = [
+        counter(
+            series(
+                "tailscale.bytes.sent.total",
+                &[("path", "direct_ipv4")],
+                Unit::Bytes,
+            ),
+            0,
+            10_000,
+            1 << 40,
+        ),
+        gauge(
+            series(
+                "tailscale.health.messages",
+                &[("type", "warning")],
+                Unit::Count,
+            ),
+            10_000,
+            3.0,
+        ),
+    ];
+    let encoded = e.encode(&points);
+    let request = &encoded.requests[0].0;
+    let empty = CreateTimeSeriesRequest {
+        name: request.name.clone(),
+        time_series: Vec::new(),
+    };
+    let sizes: usize = points.iter().map(|p| e.encoded_size(p)).sum();
+    assert_eq!(request.encoded_len(), empty.encoded_len() + sizes);
+}
+
+#[test]
+fn label_rules() {
+    let check = |dims: Vec<(String, String)>, ok: bool| {
+        let s = Series {
+            name: "tailscale.foo.total".into(),
+            dimensions: Dimensions::new(dims),
+            unit: Unit::Count,
+        };
+        let r = admit(&s);
+        assert_eq!(r.is_ok(), ok, "{s}: {r:?}");
+        if let Err(r) = r {
+            assert_eq!(r.reason, "invalid_labels");
+        }
+    };
+    let kv = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    check(vec![kv("path", "derp")], true);
+    check(vec![kv("_private", "x")], false);
+    check(vec![kv("9lives", "x")], false);
+    check(vec![kv("has-dash", "x")], false);
+    check(vec![kv(&"k".repeat(100), "x")], true);
+    check(vec![kv(&"k".repeat(101), "x")], false);
+    check(vec![kv("k", &"é".repeat(1024))], true);
+    check(vec![kv("k", &"v".repeat(1025))], false);
+    check((0..30).map(|i| kv(&format!("k{i}"), "v")).collect(), true);
+    check((0..31).map(|i| kv(&format!("k{i}"), "v")).collect(), false);
+}
+
+#[test]
+fn timestamps_keep_milliseconds() {
+    let t = timestamp(Timestamp::from_millis(1_700_000_000_250));
+    assert_eq!((t.seconds, t.nanos), (1_700_000_000, 250_000_000));
+}
