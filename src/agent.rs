@@ -127,6 +127,9 @@ impl Agent {
         let mut dirty = false;
         self.publish_telemetry();
         loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
             self.resume_due();
             self.dispatch(&mut sends, deadline.is_some());
             if dirty {
@@ -142,7 +145,7 @@ impl Agent {
                     break;
                 }
             }
-            let wake = self.slots.iter().filter_map(|s| s.retry_at).min();
+            let wake = self.next_wake();
             let stop_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
             tokio::select! {
                 _ = tick.tick(), if deadline.is_none() && scraping.is_none() => {
@@ -270,6 +273,21 @@ impl Agent {
             }
         });
         self.publish_telemetry();
+    }
+
+    /// The earliest retry delay's end or bucket close among the sinks.
+    fn next_wake(&self) -> Option<Instant> {
+        let (now, wall) = (Instant::now(), Timestamp::now());
+        let closes = self
+            .slots
+            .iter()
+            .filter_map(|s| s.driver.next_due())
+            .map(|due| now + due.since(wall));
+        self.slots
+            .iter()
+            .filter_map(|s| s.retry_at)
+            .chain(closes)
+            .min()
     }
 
     fn resume_due(&mut self) {

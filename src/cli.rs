@@ -50,6 +50,11 @@ pub enum Command {
     Catalog {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Also list, per configured sink, exactly what this configuration publishes there
+        /// (CloudWatch namespace, names and dimension sets; Cloud Monitoring metric types
+        /// and labels). JSON only.
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Scrape tailscaled once and print the samples read and the lines that could not be.
     Once {

@@ -158,3 +158,62 @@ fn catalog_json_names_the_anchor_metric() {
         assert!(readme.contains(&row), "README lacks {row}");
     }
 }
+
+#[test]
+fn catalog_with_a_config_lists_what_each_sink_receives() {
+    let dir = temp_dir("catalog-config");
+    let path = dir.join("tailship.toml");
+    std::fs::write(
+        &path,
+        "[sinks.cloudwatch]\nregion = \"eu-west-1\"\nnamespace = \"Tailnet\"\ndimensions = { cluster = \"prod\" }\n\
+         [sinks.gcm]\nproject_id = \"my-project\"\nbreakdowns = [\"*\"]\n",
+    )
+    .unwrap();
+    let out = tailship(&[
+        "catalog",
+        "--format",
+        "json",
+        "--config",
+        path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cw = &doc["sinks"][0];
+    assert_eq!(
+        (cw["sink"].as_str(), cw["namespace"].as_str()),
+        (Some("cloudwatch"), Some("Tailnet"))
+    );
+    let metric = |name: &str| {
+        cw["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    // Bytes are broken down by path by default; packets are not; the static dimension is on every datum.
+    let sent = metric("tailscale.bytes.sent.total");
+    assert_eq!(
+        sent["dimensions"],
+        serde_json::json!([["cluster"], ["cluster", "path"]])
+    );
+    assert_eq!(sent["unit"], "Bytes");
+    assert_eq!(
+        metric("tailscale.packets.sent.total")["dimensions"],
+        serde_json::json!([["cluster"]])
+    );
+    let gcm = &doc["sinks"][1];
+    assert_eq!(gcm["sink"], "gcm");
+    let dropped = gcm["metrics"].as_array().unwrap().iter().find(|m| m["type"] == "workload.googleapis.com/tailscale.packets.sent.dropped.total").unwrap();
+    assert_eq!((dropped["kind"].as_str(), dropped["value_type"].as_str()), (Some("CUMULATIVE"), Some("INT64")));
+    assert_eq!(dropped["labels"], serde_json::json!([[], ["reason"]]), "every breakdown with \"*\"");
+    // A table without --format json is refused with the reason.
+    let out = tailship(&["catalog", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--format json"));
+}

@@ -1,6 +1,7 @@
 //! `tailship catalog`: the table of what is published.
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use serde::Serialize;
@@ -8,17 +9,118 @@ use tailship_collector::{Breakdown, CATALOG, Entry, Kind, PREFIXED, Resets};
 use tailship_model::Unit;
 
 use crate::cli::Format;
+use crate::config::Config;
 
-pub fn run(format: Format) -> anyhow::Result<ExitCode> {
+pub fn run(format: Format, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut out = io::stdout().lock();
-    match format {
-        Format::Table => write_table(&mut out)?,
-        Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &json())?;
+    match (format, config) {
+        (Format::Table, None) => write_table(&mut out)?,
+        (Format::Table, Some(_)) => anyhow::bail!("--config needs --format json"),
+        (Format::Json, config) => {
+            let mut catalog = json();
+            if let Some(path) = config {
+                catalog.sinks = Some(published(&Config::load(path)?));
+            }
+            serde_json::to_writer_pretty(&mut out, &catalog)?;
             writeln!(out)?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What one configured sink receives: the names and dimension sets as the provider sees
+/// them.
+#[derive(Debug, Serialize)]
+#[serde(tag = "sink", rename_all = "lowercase")]
+enum SinkCatalog {
+    Cloudwatch {
+        namespace: String,
+        metrics: Vec<CloudWatchMetric>,
+    },
+    Gcm {
+        metric_prefix: String,
+        metrics: Vec<GcmMetric>,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct GcmMetric {
+    /// The metric type, e.g. `workload.googleapis.com/tailscale.bytes.sent.total`.
+    r#type: String,
+    kind: &'static str,
+    value_type: &'static str,
+    /// Every label set its time series carry (the monitored resource's labels aside).
+    labels: Vec<Vec<String>>,
+}
+
+#[derive(Debug, Serialize)]
+struct CloudWatchMetric {
+    name: &'static str,
+    /// The CloudWatch unit of its datums.
+    unit: &'static str,
+    /// Every dimension set its datums carry, static and node dimensions included.
+    dimensions: Vec<Vec<String>>,
+}
+
+fn published(config: &Config) -> Vec<SinkCatalog> {
+    let mut sinks = Vec::new();
+    if let Some(cw) = &config.sinks.cloudwatch {
+        let mut extra: Vec<String> = cw.dimensions.keys().cloned().collect();
+        extra.extend(cw.node.as_ref().map(|n| n.name.clone()));
+        let metrics = rows()
+            .map(|e| {
+                let dimensions = dimension_sets(e)
+                    .into_iter()
+                    .filter(|set| set.is_empty() || cw.breaks_down(e.name))
+                    .map(|set| {
+                        let mut names: Vec<String> = set.iter().map(|d| (*d).to_owned()).collect();
+                        names.extend(extra.iter().cloned());
+                        names.sort();
+                        names
+                    })
+                    .collect();
+                let unit = match e.unit {
+                    Unit::Bytes => "Bytes",
+                    Unit::Count => "Count",
+                    Unit::None => "None",
+                };
+                CloudWatchMetric {
+                    name: e.name,
+                    unit,
+                    dimensions,
+                }
+            })
+            .collect();
+        sinks.push(SinkCatalog::Cloudwatch {
+            namespace: cw.namespace.clone(),
+            metrics,
+        });
+    }
+    if let Some(gcm) = &config.sinks.gcm {
+        let metrics = rows()
+            .map(|e| GcmMetric {
+                r#type: format!("{}{}", gcm.metric_prefix, e.name),
+                kind: match e.kind {
+                    Kind::Counter => "CUMULATIVE",
+                    Kind::Gauge => "GAUGE",
+                },
+                value_type: match e.kind {
+                    Kind::Counter => "INT64",
+                    Kind::Gauge => "DOUBLE",
+                },
+                labels: dimension_sets(e)
+                    .into_iter()
+                    .filter(|set| set.is_empty() || gcm.breaks_down(e.name))
+                    .map(|set| set.iter().map(|d| (*d).to_owned()).collect())
+                    .collect(),
+            })
+            .collect();
+        sinks.push(SinkCatalog::Gcm {
+            metric_prefix: gcm.metric_prefix.clone(),
+            metrics,
+        });
+    }
+    sinks
 }
 
 /// One catalog row as published: every dimension set it is published with.
@@ -44,6 +146,9 @@ struct Catalog {
     derived: &'static str,
     /// How client metrics of the debug endpoint named in `[source] client_metrics` are.
     client_metrics: &'static str,
+    /// With `--config`: what each configured sink receives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sinks: Option<Vec<SinkCatalog>>,
 }
 
 /// Every row: the table, then the families whose name carries a label.
@@ -94,6 +199,7 @@ fn json() -> Catalog {
         metrics,
         derived: DERIVED,
         client_metrics: CLIENT_METRICS,
+        sinks: None,
     }
 }
 

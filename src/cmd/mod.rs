@@ -26,7 +26,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logs::init(&logs::level(level, "warn"), LogFormat::Human);
             demo::run(duration)
         }
-        Command::Catalog { format } => catalog::run(format),
+        Command::Catalog { format, config } => catalog::run(format, config.as_deref()),
         Command::Once {
             source,
             format,

@@ -1,5 +1,8 @@
 use crate::Sample;
 
+/// Up to this many labels out of order are sorted without allocating.
+const FEW: usize = 8;
+
 /// Writes the canonical key of a raw series: `name{a="x",b="y"}` with labels sorted by name
 /// and values escaped as in the exposition.
 pub fn write_key(buf: &mut String, sample: &Sample<'_>) {
@@ -33,6 +36,21 @@ pub fn write_key(buf: &mut String, sample: &Sample<'_>) {
         for (i, (k, v)) in sample.labels.iter().enumerate() {
             push(i, k, &v);
         }
+    } else if sample.labels.iter().nth(FEW).is_none() {
+        // A few labels out of order: one pass per label for the next name up, which needs
+        // no buffer (names do not repeat in a label set).
+        let mut last: Option<&str> = None;
+        for i in 0..=FEW {
+            let above = sample
+                .labels
+                .iter()
+                .filter(|(k, _)| last.is_none_or(|l| *k > l));
+            let Some((k, v)) = above.min_by(|a, b| a.0.cmp(b.0)) else {
+                break;
+            };
+            push(i, k, &v);
+            last = Some(k);
+        }
     } else {
         let mut labels: Vec<_> = sample.labels.iter().collect();
         labels.sort_by(|a, b| a.0.cmp(b.0));
@@ -41,4 +59,36 @@ pub fn write_key(buf: &mut String, sample: &Sample<'_>) {
         }
     }
     buf.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[track_caller]
+    fn check(line: &str, expected: &str) {
+        let body = format!("{line}\n");
+        let Some(Ok(crate::Event::Sample(sample))) = crate::parse(body.as_bytes()).next() else {
+            panic!("{line} is not a sample");
+        };
+        let mut key = String::new();
+        write_key(&mut key, &sample);
+        assert_eq!(key, expected);
+    }
+
+    #[test]
+    fn labels_in_name_order_values_escaped() {
+        check("a 1", "a");
+        check(r#"a{b="2",a="1"} 1"#, r#"a{a="1",b="2"}"#);
+        check(
+            r#"a{c="x\"y\\z\n",a="1",b="2"} 1"#,
+            r#"a{a="1",b="2",c="x\"y\\z\n"}"#,
+        );
+        let many: Vec<_> = (0..10).rev().map(|i| format!("l{i}=\"{i}\"")).collect();
+        let sorted: Vec<_> = (0..10).map(|i| format!("l{i}=\"{i}\"")).collect();
+        check(
+            &format!("a{{{}}} 1", many.join(",")),
+            &format!("a{{{}}}", sorted.join(",")),
+        );
+    }
 }

@@ -207,7 +207,7 @@ impl Config {
     }
 
     /// Whether a catalog name is published per dimension too.
-    pub(crate) fn breaks_down(&self, name: &str) -> bool {
+    pub fn breaks_down(&self, name: &str) -> bool {
         self.breakdowns.iter().any(|b| b == "*" || b == name)
     }
 }

@@ -162,6 +162,12 @@ pub(crate) fn reason(code: Code, message: &str) -> &'static str {
         "out_of_order"
     } else if m.contains("more frequently than the maximum sampling period") {
         "too_frequent"
+    } else if m.contains("in the past") {
+        "too_old"
+    } else if m.contains("in the future") {
+        "too_new"
+    } else if m.contains("duplicate") || m.contains("only one point") {
+        "duplicate"
     } else if m.contains("metric kind") || m.contains("value type") {
         "kind_mismatch"
     } else if m.contains("start time") || m.contains("end time") || m.contains("interval") {

@@ -183,3 +183,50 @@ fn every_other_answer_gets_its_class() {
     check(status(Code::Unimplemented, "", vec![]), 1, "config");
     check(Status::unknown("transport error"), 1, "transient");
 }
+
+/// Cloud Monitoring's messages (and the fake's, which copy them) get stable reasons.
+#[test]
+fn reasons_from_messages() {
+    let cases = [
+        (
+            "Points must be written in order. One or more of the points specified had an older start time than the most recent point.",
+            "out_of_order",
+        ),
+        (
+            "One or more points were written more frequently than the maximum sampling period configured for the metric.",
+            "too_frequent",
+        ),
+        (
+            "Field timeSeries[0].points[0].interval.end_time had an invalid value of \"2026-11-20T00:00:00Z\": Data points cannot be written more than 25h in the past.",
+            "too_old",
+        ),
+        (
+            "Field timeSeries[0].points[0].interval.end_time had an invalid value: Data points cannot be written more than 5m in the future.",
+            "too_new",
+        ),
+        (
+            "Field timeSeries[1] had an invalid value: Duplicate TimeSeries encountered. Only one point can be written per TimeSeries per request.",
+            "duplicate",
+        ),
+        (
+            "The metric kind of the point (GAUGE) does not match the metric kind of x (CUMULATIVE).",
+            "kind_mismatch",
+        ),
+        (
+            "The start time must be before the end time (1, 1) for the non-gauge metric x.",
+            "bad_interval",
+        ),
+        (
+            "Field timeSeries[0].metric.labels[2] had an invalid value",
+            "invalid_labels",
+        ),
+        ("Request was missing field name.", "invalid_argument"),
+    ];
+    for (message, expected) in cases {
+        assert_eq!(
+            reason(Code::InvalidArgument, message),
+            expected,
+            "{message}"
+        );
+    }
+}

@@ -76,6 +76,8 @@ pub struct Driver {
     pending_points: usize,
     backoff: Option<ExponentialBackoff>,
     paused: bool,
+    /// See [`Driver::next_due`].
+    next_due: Option<Timestamp>,
     stats: Stats,
 }
 
@@ -100,6 +102,7 @@ impl Driver {
             pending_points: 0,
             backoff: None,
             paused: false,
+            next_due: None,
             stats: Stats::default(),
         }
     }
@@ -217,8 +220,11 @@ impl Driver {
         flush: bool,
     ) -> Option<Batch<'_>> {
         if self.paused || self.in_flight.len() >= self.config.max_in_flight.max(1) {
+            // Completions and the retry delay wake the caller, not the clock.
+            self.next_due = None;
             return None;
         }
+        let mut due: Option<Timestamp> = None;
         let mut points = Vec::new();
         let mut bytes = 0usize;
         let mut rotations = self.ready.len();
@@ -261,6 +267,12 @@ impl Driver {
                         .last_sent
                         .is_none_or(|t| front.end() >= t.saturating_add(spacing));
                 if !closed || !spaced {
+                    // An open bucket is due when it closes; a point held back by the
+                    // spacing only becomes sendable when a newer scrape moves its end.
+                    if let (false, Some(w)) = (closed, self.limits.bucket) {
+                        let at = front.bucket().saturating_add(w);
+                        due = Some(due.map_or(at, |d| d.min(at)));
+                    }
                     break;
                 }
                 let point = Point {
@@ -303,6 +315,7 @@ impl Driver {
                 self.ready.push_back(series);
             }
         }
+        self.next_due = due;
         if points.is_empty() {
             return None;
         }
@@ -391,6 +404,12 @@ impl Driver {
                 Next::RetryAfter(delay)
             }
         }
+    }
+
+    /// When a bucket held back by [`Driver::take_batch`] closes, as of its last call that
+    /// handed out nothing: the caller should call it again then (or at the next scrape).
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.next_due
     }
 
     /// Ends a retry delay.

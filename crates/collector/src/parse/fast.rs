@@ -18,11 +18,7 @@ const MAX_LABELS: usize = 16;
 /// `text` as [`line::sample`] would read it, if it is a common sample line. `known` is a
 /// metric name the line is likely to start with (the current family's): bytes that match it
 /// are not looked at twice.
-pub(super) fn sample<'a>(
-    text: &'a str,
-    known: &str,
-    names: &mut Vec<&'a [u8]>,
-) -> Option<RawSample<'a>> {
+pub(super) fn sample<'a>(text: &'a str, known: &str) -> Option<RawSample<'a>> {
     let b = text.as_bytes();
     if !b.first().is_some_and(|&c| is(c, NAME_START) || c == b':') {
         return None;
@@ -43,7 +39,7 @@ pub(super) fn sample<'a>(
     let mut last = None;
     if b.get(i) == Some(&b'{') {
         let start = i + 1;
-        let end = label_set(b, start, names, &mut last)?;
+        let end = label_set(b, start, &mut last)?;
         if last.is_some() {
             labels = Labels::validated(text.get(start..end)?);
         }
@@ -101,14 +97,10 @@ pub(super) fn metadata<'a>(text: &'a str, known: &str) -> Option<Meta<'a>> {
 
 /// Reads `a="x",b="y"` from `start` (just after `{`) to the closing `}`, whose index it
 /// returns, and notes where the last pair is (relative to `start`). A trailing comma is
-/// allowed; blanks and repeated names are left to the general path.
-fn label_set<'a>(
-    b: &'a [u8],
-    start: usize,
-    names: &mut Vec<&'a [u8]>,
-    last: &mut Option<PairAt>,
-) -> Option<usize> {
-    names.clear();
+/// allowed; blanks and repeated names are left to the general path. Allocates nothing.
+fn label_set(b: &[u8], start: usize, last: &mut Option<PairAt>) -> Option<usize> {
+    let mut names: [&[u8]; MAX_LABELS] = [&[]; MAX_LABELS];
+    let mut count = 0;
     let mut i = start;
     let mut pair_start = i;
     loop {
@@ -120,10 +112,11 @@ fn label_set<'a>(
         let name_start = i;
         i = skip(b, i + 1, LABEL);
         let name = b.get(name_start..i)?;
-        if names.len() == MAX_LABELS || names.contains(&name) {
+        if names.get(..count)?.contains(&name) {
             return None;
         }
-        names.push(name);
+        *names.get_mut(count)? = name;
+        count += 1;
         if b.get(i..i + 2)? != b"=\"" {
             return None;
         }
@@ -171,13 +164,13 @@ mod tests {
     /// Where the fast path reads a line, it reads it as the general path does.
     #[track_caller]
     fn agrees(line: &[u8]) -> bool {
-        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let mut names = Vec::new();
         let text = std::str::from_utf8(line).ok();
-        let fast = text.and_then(|t| sample(t, "a_total", &mut a));
+        let fast = text.and_then(|t| sample(t, "a_total"));
         let Some(fast) = fast else {
             return false;
         };
-        let general = line::sample(line, &mut b);
+        let general = line::sample(line, &mut names);
         let Ok(general) = general else {
             panic!("{line:?}: fast {fast:?}, general {general:?}");
         };
@@ -218,6 +211,8 @@ mod tests {
             "a 00000000000000000001",
             "a NaN",
             "a{x=\"☃\"} 1",
+            "a_total 1",
+            "a_totalx:y 1",
         ] {
             assert!(agrees(line.as_bytes()), "{line}");
         }
@@ -244,6 +239,56 @@ mod tests {
         ];
         for line in lines {
             assert!(!agrees(line), "{}", String::from_utf8_lossy(line));
+        }
+    }
+
+    /// Where the fast path reads a HELP or TYPE line, it reads it as the general path does.
+    #[track_caller]
+    fn meta_agrees(line: &str, known: &str) -> bool {
+        let Some(fast) = metadata(line, known) else {
+            return false;
+        };
+        let general = line::metadata(line.as_bytes());
+        let general = general.as_ref().ok().and_then(Option::as_ref);
+        assert_eq!(
+            format!("{:?}", Some(&fast)),
+            format!("{general:?}"),
+            "{line:?}"
+        );
+        true
+    }
+
+    #[test]
+    fn metadata_lines() {
+        for line in [
+            "# HELP a text",
+            "# HELP a_b  spaced \\ and \\n escaped ",
+            "# HELP a",
+            "# HELP a ",
+            "# HELP a\tb",
+            "# HELP :a: ☃",
+            "# TYPE a counter",
+            "# TYPE a_b untyped ",
+            "# TYPE a\t gauge",
+        ] {
+            for known in ["", "a", "a_b", "a_bc"] {
+                assert!(meta_agrees(line, known), "{line} with {known}");
+            }
+        }
+        for line in [
+            "# HELP  a text",
+            "#HELP a",
+            "# HELP 1a text",
+            "# HELP a{ text",
+            "# TYPE a",
+            "# TYPE a foo",
+            "# TYPE a counter x",
+            "# TYPE a counter,",
+            "# UNIT a_b b",
+            "# EOF",
+            "# a comment",
+        ] {
+            assert!(!meta_agrees(line, "a"), "{line}");
         }
     }
 
@@ -276,6 +321,17 @@ mod tests {
             parts in proptest::collection::vec(piece(), 0..24),
         ) {
             agrees(parts.concat().as_bytes());
+        }
+
+        #[test]
+        fn fast_metadata_agrees_with_the_general_path(
+            parts in proptest::collection::vec(prop_oneof![
+                Just("# HELP "), Just("# TYPE "), Just("a"), Just("a_b"), Just(" "), Just("\t"),
+                Just("counter"), Just("gauge"), Just("\\"), Just("n"), Just("☃"), Just("1"),
+            ], 0..8),
+            known in prop_oneof![Just(""), Just("a"), Just("a_b")],
+        ) {
+            meta_agrees(&parts.concat(), known);
         }
 
         #[test]

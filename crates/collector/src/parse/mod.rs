@@ -163,7 +163,7 @@ pub struct Parser<'a> {
     family: Family<'a>,
     /// The last sample yielded, to catch a series repeated on the next line.
     prev: Option<Prev<'a>>,
-    /// Scratch space for the duplicate label check, reused across lines.
+    /// Scratch space for the general path's duplicate label check, reused across lines.
     names: Vec<&'a [u8]>,
 }
 
@@ -333,7 +333,7 @@ impl<'a> Parser<'a> {
     fn sample(&mut self, text: &'a [u8], n: u32) -> Item<'a> {
         let fast = self
             .line_text(text.len())
-            .and_then(|t| fast::sample(t, self.family.name(), &mut self.names));
+            .and_then(|t| fast::sample(t, self.family.name()));
         let raw = match fast {
             Some(raw) => raw,
             None => match line::sample(text, &mut self.names) {

@@ -74,7 +74,7 @@ pub struct Source {
 #[derive(Debug)]
 enum Reader {
     LocalApi(localapi::LocalApi),
-    Http(http::HttpSource),
+    Http(Box<http::HttpSource>),
     File(PathBuf),
 }
 
@@ -83,7 +83,7 @@ impl Source {
     pub fn new(spec: SourceSpec, options: SourceOptions) -> Self {
         let reader = match &spec {
             SourceSpec::LocalApi { socket } => Reader::LocalApi(localapi::LocalApi::new(socket)),
-            SourceSpec::Http { url } => Reader::Http(http::HttpSource::new(url)),
+            SourceSpec::Http { url } => Reader::Http(Box::new(http::HttpSource::new(url))),
             SourceSpec::File { path } => Reader::File(path.clone()),
         };
         Source {

@@ -136,6 +136,19 @@ impl std::error::Error for EmptyScrape {}
 pub struct Tracker {
     config: TrackerConfig,
     state: TrackerState,
+    /// The sizes the last scrape needed, so that a scrape in steady state allocates each of
+    /// its buffers once, whatever the number of series.
+    sizes: Sizes,
+}
+
+/// Lengths of a scrape's buffers.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sizes {
+    keys: usize,
+    obs: usize,
+    touched: usize,
+    counters: usize,
+    gauges: usize,
 }
 
 enum Value {
@@ -156,13 +169,18 @@ impl Tracker {
         Self {
             config,
             state: TrackerState::default(),
+            sizes: Sizes::default(),
         }
     }
 
     /// A tracker that continues from a saved state.
     pub fn restore(config: TrackerConfig, state: TrackerState) -> Result<Self, StateError> {
         let state = state.validated()?;
-        Ok(Self { config, state })
+        Ok(Self {
+            config,
+            state,
+            sizes: Sizes::default(),
+        })
     }
 
     /// The state to save; [`Tracker::restore`] continues from it.
@@ -197,8 +215,9 @@ impl Tracker {
     ) -> Result<Observation, EmptyScrape> {
         let mut anomalies = Anomalies::default();
         let mut ignored = 0;
-        let mut keys = String::new();
-        let mut obs = Vec::new();
+        let sizes = self.sizes;
+        let mut keys = String::with_capacity(sizes.keys);
+        let mut obs = Vec::with_capacity(sizes.obs);
         for event in bodies.iter().flat_map(|b| parse(b)) {
             let sample = match event {
                 Ok(Event::Sample(s)) => s,
@@ -270,9 +289,11 @@ impl Tracker {
             restart,
             ignored,
             anomalies,
+            counters: Vec::with_capacity(sizes.counters),
+            gauges: Vec::with_capacity(sizes.gauges),
             ..Observation::default()
         };
-        let mut touched = Vec::new();
+        let mut touched = Vec::with_capacity(sizes.touched);
         let mut refused = 0;
         for o in &obs {
             let key = &keys[o.key.clone()];
@@ -338,6 +359,7 @@ impl Tracker {
             }
             out.samples += 1;
         }
+        let touched_len = touched.len();
         for id in touched {
             let Some(output) = self.state.output_mut(id) else {
                 continue;
@@ -375,7 +397,16 @@ impl Tracker {
         self.state.capped = refused > 0;
         self.state.scrapes += 1;
         self.state.last_scrape = Some(at);
-        self.state.target = Some(target.clone());
+        if self.state.target.as_ref() != Some(target) {
+            self.state.target = Some(target.clone());
+        }
+        self.sizes = Sizes {
+            keys: keys.len(),
+            obs: obs.len(),
+            touched: touched_len,
+            counters: out.counters.len(),
+            gauges: out.gauges.len(),
+        };
         Ok(out)
     }
 

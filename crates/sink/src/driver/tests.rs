@@ -217,6 +217,11 @@ fn scrapes_in_one_bucket_become_one_point_sent_when_the_bucket_closes() {
         sim.advance(Duration::from_secs(10));
     }
     assert!(sent.is_empty(), "nothing is sent before the bucket closes");
+    assert_eq!(
+        sim.driver.next_due(),
+        Some(Timestamp::from_millis(1_700_000_100_000)),
+        "the caller is told when the bucket closes"
+    );
     sim.flush(false, |_, points| {
         sent.extend(points.iter().cloned());
         Ok(Report::default())
