@@ -187,3 +187,43 @@ fn check_reports_each_part() {
     assert!(!out.status.success());
     assert!(text.contains("source   FAIL"), "{text}");
 }
+
+#[test]
+fn a_second_signal_exits_at_once_and_leaves_the_checkpoint_whole() {
+    let dir = temp_dir("second-signal");
+    let fake = FakeTailscaled::start();
+    let mut node = SimNode::new();
+    fake.serve(&node);
+    // A flush that could take a minute: the shutdown waits for the scrape under way.
+    let cfg = config(&dir, &fake, "[shutdown]\nflush_timeout = \"60s\"\n");
+    let mut agent = Agent::start(&cfg);
+    wait_until("the baseline scrape", LIMIT, || fake.requests() >= 1);
+    node.mark();
+    step(&fake, &mut node, |n| traffic(n, 1));
+    wait_until("a checkpoint", LIMIT, || dir.join("state.json").exists());
+    fake.set_delay(Duration::from_secs(120));
+    let served = fake.requests();
+    wait_until("a scrape stuck in the fake", LIMIT, || {
+        fake.requests() > served
+    });
+    agent.signal("-TERM");
+    wait_until("the first signal seen", LIMIT, || {
+        agent.logged("SIGTERM received")
+    });
+    agent.signal("-TERM");
+    // Without the second signal it would end with 0 once the stuck scrape timed out (10 s).
+    assert_eq!(agent.wait(Duration::from_secs(30)), Some(130));
+    assert!(agent.logged("second signal: exiting now"));
+
+    // The checkpoint on disk is whole: the next start continues from it.
+    fake.set_delay(Duration::ZERO);
+    let before = agent.lines();
+    let mut second = Agent::start(&cfg);
+    step(&fake, &mut node, |n| traffic(n, 2));
+    second.signal("-TERM");
+    assert_eq!(second.wait(LIMIT), Some(0));
+    assert!(second.logged("continuing from the checkpoint"));
+    let mut all = before;
+    all.extend(second.lines());
+    assert_exact(&truth(&node), &shipped(&all));
+}
