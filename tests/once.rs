@@ -209,9 +209,21 @@ fn catalog_with_a_config_lists_what_each_sink_receives() {
     );
     let gcm = &doc["sinks"][1];
     assert_eq!(gcm["sink"], "gcm");
-    let dropped = gcm["metrics"].as_array().unwrap().iter().find(|m| m["type"] == "workload.googleapis.com/tailscale.packets.sent.dropped.total").unwrap();
-    assert_eq!((dropped["kind"].as_str(), dropped["value_type"].as_str()), (Some("CUMULATIVE"), Some("INT64")));
-    assert_eq!(dropped["labels"], serde_json::json!([[], ["reason"]]), "every breakdown with \"*\"");
+    let dropped = gcm["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["type"] == "workload.googleapis.com/tailscale.packets.sent.dropped.total")
+        .unwrap();
+    assert_eq!(
+        (dropped["kind"].as_str(), dropped["value_type"].as_str()),
+        (Some("CUMULATIVE"), Some("INT64"))
+    );
+    assert_eq!(
+        dropped["labels"],
+        serde_json::json!([[], ["reason"]]),
+        "every breakdown with \"*\""
+    );
     // A table without --format json is refused with the reason.
     let out = tailship(&["catalog", "--config", path.to_str().unwrap()]);
     assert!(!out.status.success());
