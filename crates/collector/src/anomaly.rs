@@ -43,6 +43,30 @@ pub enum Anomaly {
     Duplicate { series: String },
     /// A new series beyond the configured maximum number of tracked series.
     SeriesCap { series: String, max: usize },
+    /// A series whose name and labels together are longer than [`MAX_SERIES_KEY`] bytes: no
+    /// cloud takes such labels, and tracking them would let one body hold memory for an hour.
+    /// `series` is its beginning only.
+    TooLong { series: String, len: usize },
+}
+
+/// The longest raw series (`family{label="value",…}`) tracked, in bytes. CloudWatch takes
+/// dimension values of 1024 characters at most and metric names of 255, Cloud Monitoring
+/// label values of 1024: anything longer could not be published anyway.
+pub const MAX_SERIES_KEY: usize = 4096;
+
+/// How much of a series or value an anomaly keeps and prints.
+const SHOWN: usize = 160;
+
+/// The first `SHOWN` bytes of `s` (on a character boundary), marked when cut.
+pub(crate) fn clip(s: &str) -> String {
+    if s.len() <= SHOWN {
+        return s.to_owned();
+    }
+    let mut end = SHOWN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &s[..end], s.len())
 }
 
 impl Anomaly {
@@ -53,6 +77,7 @@ impl Anomaly {
             Anomaly::Value { problem, .. } => problem.as_str(),
             Anomaly::Duplicate { .. } => "duplicate",
             Anomaly::SeriesCap { .. } => "series_cap",
+            Anomaly::TooLong { .. } => "too_long",
         }
     }
 }
@@ -73,7 +98,7 @@ impl fmt::Display for Anomaly {
                     ValueProblem::NotInteger => "is not a whole number",
                     ValueProblem::TooLarge => "is too large to count exactly",
                 };
-                write!(f, "{series}: value {text:?} {why}; not shipped")
+                write!(f, "{series}: value {:?} {why}; not shipped", clip(text))
             }
             Anomaly::Duplicate { series } => {
                 write!(
@@ -84,6 +109,10 @@ impl fmt::Display for Anomaly {
             Anomaly::SeriesCap { series, max } => write!(
                 f,
                 "{series}: not tracked, already tracking the maximum of {max} series (raise the series limit if this node really has that many)"
+            ),
+            Anomaly::TooLong { series, len } => write!(
+                f,
+                "{series}: name and labels are {len} bytes, over the {MAX_SERIES_KEY} a series may have; not tracked"
             ),
         }
     }

@@ -10,35 +10,31 @@ pub fn write_key(buf: &mut String, sample: &Sample<'_>) {
     if sample.labels.is_empty() {
         return;
     }
-    let sorted = sample
-        .labels
-        .iter()
-        .zip(sample.labels.iter().skip(1))
-        .all(|((a, _), (b, _))| a <= b);
     buf.push('{');
-    let mut push = |i: usize, k: &str, v: &str| {
-        if i > 0 {
-            buf.push(',');
+    let start = buf.len();
+    // Labels in order, as exporters write them: one pass. Else start again.
+    let mut previous = "";
+    let mut sorted = true;
+    for (i, (k, v)) in sample.labels.iter().enumerate() {
+        if k < previous {
+            sorted = false;
+            break;
         }
-        buf.push_str(k);
-        buf.push_str("=\"");
-        for c in v.chars() {
-            match c {
-                '\\' => buf.push_str("\\\\"),
-                '"' => buf.push_str("\\\""),
-                '\n' => buf.push_str("\\n"),
-                c => buf.push(c),
-            }
-        }
-        buf.push('"');
-    };
-    if sorted {
-        for (i, (k, v)) in sample.labels.iter().enumerate() {
-            push(i, k, &v);
-        }
-    } else if sample.labels.iter().nth(FEW).is_none() {
-        // A few labels out of order: one pass per label for the next name up, which needs
-        // no buffer (names do not repeat in a label set).
+        push_label(buf, i, k, &v);
+        previous = k;
+    }
+    if !sorted {
+        buf.truncate(start);
+        write_unsorted(buf, sample);
+    }
+    buf.push('}');
+}
+
+/// The labels of a sample whose labels are not in name order, in name order.
+fn write_unsorted(buf: &mut String, sample: &Sample<'_>) {
+    if sample.labels.iter().nth(FEW).is_none() {
+        // A few labels: one pass per label for the next name up, which needs no buffer
+        // (names do not repeat in a label set).
         let mut last: Option<&str> = None;
         for i in 0..=FEW {
             let above = sample
@@ -48,17 +44,38 @@ pub fn write_key(buf: &mut String, sample: &Sample<'_>) {
             let Some((k, v)) = above.min_by(|a, b| a.0.cmp(b.0)) else {
                 break;
             };
-            push(i, k, &v);
+            push_label(buf, i, k, &v);
             last = Some(k);
         }
     } else {
         let mut labels: Vec<_> = sample.labels.iter().collect();
         labels.sort_by(|a, b| a.0.cmp(b.0));
         for (i, (k, v)) in labels.iter().enumerate() {
-            push(i, k, v);
+            push_label(buf, i, k, v);
         }
     }
-    buf.push('}');
+}
+
+/// `k="v"`, after a comma unless it is the first (`i` 0), the value escaped.
+fn push_label(buf: &mut String, i: usize, k: &str, v: &str) {
+    if i > 0 {
+        buf.push(',');
+    }
+    buf.push_str(k);
+    buf.push_str("=\"");
+    if !v.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        buf.push_str(v);
+    } else {
+        for c in v.chars() {
+            match c {
+                '\\' => buf.push_str("\\\\"),
+                '"' => buf.push_str("\\\""),
+                '\n' => buf.push_str("\\n"),
+                c => buf.push(c),
+            }
+        }
+    }
+    buf.push('"');
 }
 
 #[cfg(test)]
@@ -80,6 +97,7 @@ mod tests {
     fn labels_in_name_order_values_escaped() {
         check("a 1", "a");
         check(r#"a{b="2",a="1"} 1"#, r#"a{a="1",b="2"}"#);
+        check(r#"a{a="x\"y",b="\q", } 1"#, r#"a{a="x\"y",b="\\q"}"#);
         check(
             r#"a{c="x\"y\\z\n",a="1",b="2"} 1"#,
             r#"a{a="1",b="2",c="x\"y\\z\n"}"#,

@@ -16,7 +16,7 @@ mod source;
 mod target;
 mod tracker;
 
-pub use anomaly::{Anomalies, Anomaly, ValueProblem, counter_value, gauge_value};
+pub use anomaly::{Anomalies, Anomaly, MAX_SERIES_KEY, ValueProblem, counter_value, gauge_value};
 pub use catalog::{
     Breakdown, CATALOG, Class, Entry, FAMILY_PREFIX, Kind, PREFIXED, Published, Resets, classify,
     client_metric_name, derived_name, derived_unit, lookup, published,

@@ -5,6 +5,11 @@
 //! panics and allocates nothing per sample (only an escape in a label value or HELP text, and
 //! an error message, allocate).
 //!
+//! The body is checked as UTF-8 once. The common lines (`name{a="x"} value`, `# HELP`,
+//! `# TYPE`) are read in one pass by `fast.rs`, which slices tokens from the checked text;
+//! whatever it does not take, errors included, goes to `line.rs`, the one statement of the
+//! grammar and its messages. `tests/allocations.rs` and `benches/parse.rs` hold it to that.
+//!
 //! Where the two formats disagree it takes the 0.0.4 reading: blank lines and `#` comments,
 //! runs of blanks and tabs between tokens, leading and trailing whitespace, a trailing comma
 //! in a label set, `untyped`, HELP after a family's samples, and no `# EOF`. What only

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tailship_model::{CounterPoint, Dimensions, GaugePoint, Series, Timestamp};
 
-use crate::anomaly::{Anomalies, Anomaly, counter_value, gauge_value};
+use crate::anomaly::{Anomalies, Anomaly, MAX_SERIES_KEY, clip, counter_value, gauge_value};
 use crate::catalog::{self, Class, Kind, Resets};
 use crate::key::write_key;
 use crate::{Event, MetricType, Sample, TargetInfo, parse};
@@ -235,6 +235,14 @@ impl Tracker {
             let start = keys.len();
             write_key(&mut keys, &sample);
             let key = start..keys.len();
+            if key.len() > MAX_SERIES_KEY {
+                anomalies.push(Anomaly::TooLong {
+                    series: clip(&keys[key.clone()]),
+                    len: key.len(),
+                });
+                keys.truncate(start);
+                continue;
+            }
             let value = match kind {
                 Kind::Counter => counter_value(sample.value_text, sample.value).map(Value::Counter),
                 Kind::Gauge => gauge_value(sample.value).map(Value::Gauge),
@@ -297,7 +305,10 @@ impl Tracker {
         let mut refused = 0;
         for o in &obs {
             let key = &keys[o.key.clone()];
-            if !self.state.raw.contains_key(key) {
+            // One lookup for a known series.
+            let raw = if let Some(raw) = self.state.raw.get_mut(key) {
+                raw
+            } else {
                 if self.state.raw.len() >= self.config.max_series {
                     out.anomalies.push(Anomaly::SeriesCap {
                         series: key.to_owned(),
@@ -314,18 +325,12 @@ impl Tracker {
                     _ => 0,
                 };
                 let outs = self.outputs_for(o, at);
-                self.state.raw.insert(
-                    key.into(),
-                    RawState {
-                        last,
-                        seen: at,
-                        outs,
-                    },
-                );
                 out.new_series += 1;
-            }
-            let Some(raw) = self.state.raw.get_mut(key) else {
-                continue;
+                self.state.raw.entry(key.into()).or_insert(RawState {
+                    last,
+                    seen: at,
+                    outs,
+                })
             };
             raw.seen = at;
             let outs = raw.outs;

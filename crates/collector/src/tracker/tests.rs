@@ -373,6 +373,26 @@ fn series_beyond_the_limit_are_refused_and_counted() {
 }
 
 #[test]
+fn series_longer_than_the_limit_are_refused_clipped_and_counted() {
+    let mut t = Tracker::new(TrackerConfig::default());
+    let target = TargetInfo::default();
+    let huge = "x".repeat(1 << 20);
+    let body = expo(&format!("out{{path=\"derp\"}} 1\nout{{path=\"{huge}\"}} 1"));
+    let o = t
+        .observe(body.as_bytes(), &target, Timestamp::from_millis(1_000))
+        .unwrap();
+    assert_eq!(t.series(), 1, "only the sane series is tracked");
+    assert_eq!(o.anomalies.counts().collect::<Vec<_>>(), [("too_long", 1)]);
+    let shown = o.anomalies.details()[0].to_string();
+    assert!(
+        shown.len() < 400,
+        "the message is clipped: {} bytes",
+        shown.len()
+    );
+    assert!(shown.contains("over the 4096"), "{shown}");
+}
+
+#[test]
 fn ends_move_forward_even_when_the_clock_steps_back() {
     let mut t = Tracker::new(TrackerConfig::default());
     let target = TargetInfo::default();
