@@ -62,12 +62,7 @@ pub(crate) fn classify(
             let inner = e.err();
             service_error(status, inner.code(), inner.message(), namespace)
         }
-        // The request may have been written: the driver must know (a delta may count twice).
-        SdkError::TimeoutError(_) => SinkError::Uncertain(format!(
-            "no answer within [sinks.cloudwatch] timeout: {}",
-            chain_text(err)
-        )),
-        SdkError::DispatchFailure(d) if d.is_timeout() => SinkError::Uncertain(format!(
+        SdkError::TimeoutError(_) => SinkError::Transient(format!(
             "no answer within [sinks.cloudwatch] timeout: {}",
             chain_text(err)
         )),
@@ -81,9 +76,7 @@ pub(crate) fn classify(
         SdkError::ResponseError(r) => {
             let status = r.raw().status().as_u16();
             let text = format!("unreadable answer (HTTP {status}): {}", chain_text(err));
-            if (200..300).contains(&status) {
-                SinkError::Uncertain(text)
-            } else if (400..500).contains(&status) {
+            if (400..500).contains(&status) {
                 SinkError::Config(format!(
                     "{text}; is [sinks.cloudwatch] endpoint CloudWatch?"
                 ))

@@ -114,7 +114,7 @@ async fn every_failure_is_classified() {
     let cases = [
         (Fault::Throttling, "throttled"),
         (Fault::InternalError, "transient"),
-        (Fault::Hang, "uncertain"),
+        (Fault::Hang, "transient"),
         (Fault::InvalidParameterValue, "rejected"),
         (Fault::AccessDenied, "auth"),
     ];
