@@ -29,6 +29,12 @@ struct Slot {
     retry_at: Option<Instant>,
 }
 
+/// Batches taken from the drivers and not sent yet: (slot, batch id, the request).
+type Taken = Vec<(usize, u64, tailship_sink::SendFuture)>;
+
+/// How many restored in-flight points are logged one by one, per sink.
+const LOGGED_IN_FLIGHT: usize = 50;
+
 /// Everything the agent runs with.
 pub struct Agent {
     source: Arc<Source>,
@@ -39,6 +45,10 @@ pub struct Agent {
     telemetry: Arc<Telemetry>,
     interval: Duration,
     flush_timeout: Duration,
+    /// Whether the last checkpoint write succeeded. Nothing is sent while it fails: a point
+    /// goes out only once a checkpoint on disk records it in flight, so that a crash can
+    /// neither lose it nor count it twice unknowingly.
+    durable: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -84,7 +94,7 @@ impl Agent {
             .map(|sink| {
                 let mut driver = Driver::new(&*sink, config.driver());
                 if let Some(state) = saved.remove(sink.name()) {
-                    driver.restore(&*sink, state);
+                    log_restored(sink.name(), &driver.restore(&*sink, state));
                 }
                 Slot {
                     sink,
@@ -107,6 +117,7 @@ impl Agent {
             telemetry,
             interval: config.source.interval,
             flush_timeout: config.shutdown.flush_timeout,
+            durable: true,
         })
     }
 
@@ -131,17 +142,25 @@ impl Agent {
                 break;
             }
             self.resume_due();
-            self.dispatch(&mut sends, deadline.is_some());
-            if dirty {
+            // Write-ahead: the batches are taken (marked in flight), the checkpoint that
+            // records them is written, and only then do they go out. If it cannot be
+            // written, they are put back and nothing is sent until it can.
+            let taken = self.take_batches(deadline.is_some());
+            if dirty || !taken.is_empty() {
                 self.save();
-                dirty = false;
+                dirty = !self.durable;
             }
+            self.dispatch(&mut sends, taken);
             if let Some(d) = deadline {
                 // A scrape already under way finishes (within the deadline): its bytes count.
+                // Once nothing is in flight or waiting for a retry, what is still pending
+                // cannot be sent before the next scrape (a running total held back by the
+                // provider's spacing): it stays in the checkpoint. Without a checkpoint
+                // nothing may be sent at all.
                 let idle = scraping.is_none()
                     && sends.is_empty()
-                    && self.slots.iter().all(|s| s.driver.pending_points() == 0);
-                if idle || Instant::now() >= d {
+                    && self.slots.iter().all(|s| s.retry_at.is_none());
+                if idle || !self.durable || Instant::now() >= d {
                     break;
                 }
             }
@@ -300,14 +319,28 @@ impl Agent {
         }
     }
 
-    fn dispatch(&mut self, sends: &mut JoinSet<Sent>, flush: bool) {
+    /// Takes every batch the drivers let go now, encoded, without sending anything.
+    fn take_batches(&mut self, flush: bool) -> Taken {
+        let mut taken = Vec::new();
         let now = Timestamp::now();
         for (i, slot) in self.slots.iter_mut().enumerate() {
             while let Some(batch) = slot.driver.take_batch(&*slot.sink, now, flush) {
                 let (id, n) = (batch.id, batch.points.len());
                 let request = slot.sink.send(batch.points);
                 tracing::debug!(sink = %slot.driver.name(), points = n, "sending");
+                taken.push((i, id, request));
+            }
+        }
+        taken
+    }
+
+    /// Sends the batches taken if the checkpoint recorded them, else puts them back.
+    fn dispatch(&mut self, sends: &mut JoinSet<Sent>, taken: Taken) {
+        for (i, id, request) in taken {
+            if self.durable {
                 sends.spawn(async move { (i, id, request.await) });
+            } else if let Some(slot) = self.slots.get_mut(i) {
+                slot.driver.cancel(id);
             }
         }
     }
@@ -336,9 +369,20 @@ impl Agent {
             sinks,
         };
         match self.store.save(&checkpoint) {
-            Ok(()) => self.telemetry.update(|s| s.checkpoint_writes += 1),
+            Ok(()) => {
+                if !self.durable {
+                    tracing::info!(path = %self.store.path().display(), "checkpoint written again; sending resumes");
+                }
+                self.durable = true;
+                self.telemetry.update(|s| s.checkpoint_writes += 1);
+            }
             Err(e) => {
-                tracing::error!(error = %format!("{e:#}"), "checkpoint not written; a restart now would lose or repeat data");
+                if self.durable {
+                    tracing::error!(error = %format!("{e:#}"), "checkpoint not written; nothing is sent until it can be (points wait in memory, retried at every scrape)");
+                } else {
+                    tracing::debug!(error = %format!("{e:#}"), "checkpoint still not written");
+                }
+                self.durable = false;
                 self.telemetry.update(|s| s.checkpoint_errors += 1);
             }
         }
@@ -356,5 +400,44 @@ impl Agent {
             })
             .collect();
         self.telemetry.update(|s| s.sinks = sinks);
+    }
+}
+
+/// Says what a sink took back from the checkpoint, and which points may now count twice.
+fn log_restored(sink: &str, restored: &tailship_sink::Restored) {
+    if restored.points > 0 {
+        tracing::info!(
+            sink,
+            points = restored.points,
+            "pending points restored from the checkpoint"
+        );
+    }
+    if restored.in_flight.is_empty() {
+        return;
+    }
+    if restored.possible_duplicates == 0 {
+        tracing::info!(
+            sink,
+            points = restored.in_flight.len(),
+            "points were in flight when tailship stopped; they are running totals, so sending them again cannot count twice"
+        );
+        return;
+    }
+    tracing::warn!(
+        sink,
+        points = restored.possible_duplicates,
+        "points were in flight when tailship stopped: the provider may have written them before it stopped; they are sent again and may count twice (tailship_possible_duplicates_total)"
+    );
+    for p in restored.in_flight.iter().take(LOGGED_IN_FLIGHT) {
+        if let tailship_sink::Value::Counter(c) = &p.value {
+            tracing::info!(sink, series = %p.series, bucket = %c.bucket, delta = c.sum, "possible duplicate");
+        }
+    }
+    if restored.in_flight.len() > LOGGED_IN_FLIGHT {
+        tracing::info!(
+            sink,
+            more = restored.in_flight.len() - LOGGED_IN_FLIGHT,
+            "more possible duplicates not listed"
+        );
     }
 }

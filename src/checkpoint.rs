@@ -102,8 +102,15 @@ impl Store {
             .open(&self.path)
             .with_context(|| format!("opening {} for the checkpoint", self.path.display()))?;
         let mut writer = std::io::BufWriter::new(&mut file);
-        serde_json::to_writer(&mut writer, checkpoint)?;
-        writer.flush()?;
+        serde_json::to_writer(&mut writer, checkpoint)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writer.flush())
+            .with_context(|| {
+                format!(
+                    "writing the checkpoint {} (is its file system full, or over a file size limit?)",
+                    self.path.display()
+                )
+            })?;
         drop(writer);
         file.commit()
             .with_context(|| format!("writing the checkpoint {}", self.path.display()))

@@ -184,6 +184,14 @@ pub struct SinksConfig {
 #[serde(deny_unknown_fields)]
 pub struct StdoutConfig {}
 
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+const MAX_BODY: usize = 1 << 30;
+const MAX_SERIES: usize = 10_000_000;
+const MAX_SERIES_TTL: Duration = Duration::from_secs(30 * 86_400);
+const MAX_FLUSH_TIMEOUT: Duration = Duration::from_secs(600);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+const MAX_IN_FLIGHT: usize = 64;
+
 fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
@@ -280,11 +288,34 @@ impl Config {
                 s.timeout
             );
         }
-        if s.max_body < 1024 {
-            bail!("[source] max_body = {}: must be at least 1024", s.max_body);
+        // Upper bounds too: a typo (an extra zero or two) must not let one scrape hold
+        // gigabytes, a shutdown hang for days or memory grow without end.
+        if s.interval > MAX_INTERVAL {
+            bail!("[source] interval = {:?}: must be at most 1h", s.interval);
         }
-        if s.max_series == 0 {
-            bail!("[source] max_series: must be at least 1");
+        if !(1024..=MAX_BODY).contains(&s.max_body) {
+            bail!(
+                "[source] max_body = {}: must be between 1024 and {MAX_BODY} (1 GiB)",
+                s.max_body
+            );
+        }
+        if !(1..=MAX_SERIES).contains(&s.max_series) {
+            bail!(
+                "[source] max_series = {}: must be between 1 and {MAX_SERIES}",
+                s.max_series
+            );
+        }
+        if s.series_ttl > MAX_SERIES_TTL {
+            bail!(
+                "[source] series_ttl = {:?}: must be at most 30 days",
+                s.series_ttl
+            );
+        }
+        if self.shutdown.flush_timeout > MAX_FLUSH_TIMEOUT {
+            bail!(
+                "[shutdown] flush_timeout = {:?}: must be at most 10m (a supervisor kills a process that takes longer)",
+                self.shutdown.flush_timeout
+            );
         }
         if s.series_ttl < s.interval {
             bail!(
@@ -307,8 +338,17 @@ impl Config {
         if d.backoff_min.is_zero() || d.backoff_max < d.backoff_min {
             bail!("[delivery] backoff_min and backoff_max: need 0 < backoff_min <= backoff_max");
         }
-        if d.max_in_flight == 0 {
-            bail!("[delivery] max_in_flight: must be at least 1");
+        if d.backoff_max > MAX_BACKOFF {
+            bail!(
+                "[delivery] backoff_max = {:?}: must be at most 1h",
+                d.backoff_max
+            );
+        }
+        if !(1..=MAX_IN_FLIGHT).contains(&d.max_in_flight) {
+            bail!(
+                "[delivery] max_in_flight = {}: must be between 1 and {MAX_IN_FLIGHT}",
+                d.max_in_flight
+            );
         }
         self.source_spec()?;
         self.debug_url()?;
@@ -562,6 +602,53 @@ mod tests {
                 "unknown field `project`",
             ),
             ("", &[], "no sink configured"),
+            // Hostile values: too big to be meant.
+            (
+                "[source]\nmax_body = 18446744073709551615\n[sinks.stdout]",
+                &[],
+                "[source] max_body",
+            ),
+            ("[source]\nmax_body = -1\n[sinks.stdout]", &[], "max_body"),
+            (
+                "[source]\nmax_series = 1000000000000\n[sinks.stdout]",
+                &[],
+                "[source] max_series",
+            ),
+            (
+                "[source]\ninterval = \"300000000000s\"\nseries_ttl = \"999999999999s\"\n[sinks.stdout]",
+                &[],
+                "[source] interval",
+            ),
+            (
+                "[source]\nseries_ttl = \"999999999999s\"\n[sinks.stdout]",
+                &[],
+                "[source] series_ttl",
+            ),
+            (
+                "[source]\ninterval = \"99999999999999999999999s\"\n[sinks.stdout]",
+                &[],
+                "interval",
+            ),
+            (
+                "[shutdown]\nflush_timeout = \"999999999s\"\n[sinks.stdout]",
+                &[],
+                "[shutdown] flush_timeout",
+            ),
+            (
+                "[delivery]\nbackoff_max = \"99999999s\"\n[sinks.stdout]",
+                &[],
+                "[delivery] backoff_max",
+            ),
+            (
+                "[delivery]\nmax_in_flight = 18446744073709551615\n[sinks.stdout]",
+                &[],
+                "[delivery] max_in_flight",
+            ),
+            (
+                "[sinks.stdout]",
+                &[("TAILSHIP_INTERVAL", "1e9999s")],
+                "TAILSHIP_INTERVAL",
+            ),
             (
                 "[sinks.stdout]",
                 &[("TAILSHIP_SOURCE", "https://x")],

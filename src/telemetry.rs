@@ -194,6 +194,12 @@ impl Collector for SnapshotCollector {
         )?;
         counter_family(
             e,
+            "possible_duplicates",
+            "Delta points sent again that the provider may already have written (a request without an answer, or in flight when tailship stopped), per sink",
+            per_sink(|k| k.stats.possible_duplicates),
+        )?;
+        counter_family(
+            e,
             "points_dropped",
             "Points dropped, per sink and reason",
             sinks.iter().flat_map(|k| {
@@ -373,6 +379,7 @@ mod tests {
                 points_retried: 3,
                 points_dropped: BTreeMap::from([("too_old", 2)]),
                 requests: BTreeMap::from([("ok", 10), ("throttled", 1)]),
+                possible_duplicates: 5,
                 merged: 0,
                 last_success,
             },
@@ -446,6 +453,7 @@ mod tests {
                 r#"tailship_points_sent_total{sink="cloudwatch"} 1000"#,
                 r#"tailship_points_sent_total{sink="stdout"} 50"#,
                 r#"tailship_points_retried_total{sink="cloudwatch"} 3"#,
+                r#"tailship_possible_duplicates_total{sink="cloudwatch"} 5"#,
                 r#"tailship_points_dropped_total{sink="cloudwatch",reason="too_old"} 2"#,
                 r#"tailship_requests_total{sink="stdout",result="throttled"} 1"#,
                 r#"tailship_buckets_merged_total{sink="stdout"} 0"#,

@@ -5,19 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stderr)] // test code
 
+#[path = "common/aws.rs"]
+mod aws;
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Dimension, DimensionFilter, Statistic};
-use common::{BIN, assert_exact, shipped, step, temp_dir, traffic, truth, wait_until};
+use aws::{Ministack, read_sum, reader, split_key};
+use aws_sdk_cloudwatch::types::DimensionFilter;
+use common::{Agent, assert_exact, shipped, step, temp_dir, traffic, truth, wait_until};
 use tailship_testkit::{FakeCloudWatch, FakeTailscaled, Fault, SimNode};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -33,147 +30,6 @@ const ENV: &[(&str, &str)] = &[
     ("TAILSHIP_LOG_LEVEL", "info"),
 ];
 
-/// ministack on a free loopback port, started from the project's `.venv`, killed on drop.
-struct Ministack {
-    child: Child,
-    endpoint: String,
-}
-
-impl Ministack {
-    fn start() -> Self {
-        let bin = std::env::var_os("TAILSHIP_MINISTACK").map_or_else(
-            || Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/ministack"),
-            PathBuf::from,
-        );
-        assert!(
-            bin.exists(),
-            "ministack is not installed at {}: run ./scripts/test, which installs it into .venv \
-             (or set TAILSHIP_MINISTACK to a ministack executable)",
-            bin.display()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = temp_dir("ministack").join("ministack.log");
-        let child = Command::new(&bin)
-            .env("GATEWAY_PORT", port.to_string())
-            .env("BIND_HOST", "127.0.0.1")
-            .env("LOG_LEVEL", "WARNING")
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(Stdio::from(
-                std::fs::File::create(log.with_extension("err")).unwrap(),
-            ))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        wait_until("ministack to answer", Duration::from_secs(60), || {
-            healthy(port)
-        });
-        eprintln!("ministack ready in {:?} on {endpoint}", started.elapsed());
-        Self { child, endpoint }
-    }
-}
-
-impl Drop for Ministack {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether ministack's health endpoint answers 200.
-fn healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let request = "GET /_ministack/health HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    let mut answer = String::new();
-    stream.write_all(request.as_bytes()).is_ok()
-        && stream.read_to_string(&mut answer).is_ok()
-        && answer.starts_with("HTTP/1.1 200")
-}
-
-/// `tailship ARGS` with only [`ENV`]; stdout and stderr collected as lines.
-struct Tailship {
-    child: Child,
-    out: Arc<Mutex<Vec<String>>>,
-    err: Arc<Mutex<Vec<String>>>,
-}
-
-impl Tailship {
-    fn spawn(args: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let collect = |pipe: Box<dyn std::io::Read + Send>, echo: bool| {
-            let lines = Arc::new(Mutex::new(Vec::new()));
-            let sink = Arc::clone(&lines);
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if echo {
-                        eprintln!("tailship: {line}");
-                    }
-                    sink.lock().unwrap().push(line);
-                }
-            });
-            lines
-        };
-        let out = collect(Box::new(child.stdout.take().unwrap()), false);
-        let err = collect(Box::new(child.stderr.take().unwrap()), true);
-        Self { child, out, err }
-    }
-
-    fn wait(&mut self) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100)); // the readers drain
-                return status.code();
-            }
-            assert!(
-                start.elapsed() < LIMIT,
-                "tailship did not exit within {LIMIT:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn term(&mut self) -> Option<i32> {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        self.wait()
-    }
-
-    fn stdout(&self) -> Vec<String> {
-        self.out.lock().unwrap().clone()
-    }
-
-    fn logged(&self, text: &str) -> bool {
-        self.err.lock().unwrap().iter().any(|l| l.contains(text))
-    }
-}
-
-impl Drop for Tailship {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Runs the scripted history of `tests/agent.rs` (restarts, a missed reset, late series, a
 /// relay reset) against `tailship run` with `sink` (a `[sinks.cloudwatch]` table and more),
 /// ends with SIGTERM and returns the node and the stdout sink's lines.
@@ -185,7 +41,7 @@ fn ship_history(name: &str, sink: &str) -> (SimNode, Vec<String>) {
     fake.serve(&node);
     let extra = format!("{sink}\n[shutdown]\nflush_timeout = \"60s\"\n");
     let config = common::config(&dir, &fake, &extra);
-    let mut agent = Tailship::spawn(&["run", "--config", config.to_str().unwrap()], ENV);
+    let mut agent = Agent::with_env(&["run", "--config", config.to_str().unwrap()], ENV);
     wait_until("the baseline scrape", LIMIT, || fake.requests() >= 1);
     node.mark();
     for k in 1..=3 {
@@ -209,74 +65,12 @@ fn ship_history(name: &str, sink: &str) -> (SimNode, Vec<String>) {
         traffic(n, 6);
     });
     step(&fake, &mut node, |n| traffic(n, 7));
-    assert_eq!(agent.term(), Some(0), "SIGTERM exits 0");
+    assert_eq!(agent.term(LIMIT), Some(0), "SIGTERM exits 0");
     assert!(
         !agent.logged("unsent points stay in the checkpoint"),
         "everything was flushed"
     );
-    (node, agent.stdout())
-}
-
-/// `Sum` of one metric over the last hours, read back through the SDK.
-fn read_sum(
-    rt: &tokio::runtime::Runtime,
-    cw: &aws_sdk_cloudwatch::Client,
-    ns: &str,
-    name: &str,
-    dims: &[(String, String)],
-) -> f64 {
-    let now = std::time::SystemTime::now();
-    let dims: Vec<Dimension> = dims
-        .iter()
-        .map(|(k, v)| Dimension::builder().name(k).value(v).build())
-        .collect();
-    let out = rt
-        .block_on(
-            cw.get_metric_statistics()
-                .namespace(ns)
-                .metric_name(name)
-                .set_dimensions(Some(dims))
-                .start_time(DateTime::from(now - Duration::from_secs(3 * 3600)))
-                .end_time(DateTime::from(now + Duration::from_secs(3600)))
-                .period(60)
-                .statistics(Statistic::Sum)
-                .send(),
-        )
-        .unwrap();
-    out.datapoints().iter().filter_map(|d| d.sum()).sum()
-}
-
-fn reader(endpoint: &str) -> (tokio::runtime::Runtime, aws_sdk_cloudwatch::Client) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let config = aws_sdk_cloudwatch::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            "AKIDTAILSHIPTEST",
-            "test",
-            None,
-            None,
-            "test",
-        ))
-        .endpoint_url(endpoint)
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .build();
-    (rt, aws_sdk_cloudwatch::Client::from_conf(config))
-}
-
-/// `name{k=v,…}` (the truth's key) → catalog name and dimensions.
-fn split_key(key: &str) -> (String, Vec<(String, String)>) {
-    let Some((name, dims)) = key.split_once('{') else {
-        return (key.to_owned(), Vec::new());
-    };
-    let dims = dims.trim_end_matches('}').split(',').map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap();
-        (k.to_owned(), v.to_owned())
-    });
-    (name.to_owned(), dims.collect())
+    (node, agent.lines())
 }
 
 #[test]
@@ -400,7 +194,7 @@ fn a_throttling_storm_and_an_outage_lose_nothing_and_duplicate_nothing() {
         cw.endpoint()
     );
     let config = common::config(&dir, &fake, &extra);
-    let mut agent = Tailship::spawn(&["run", "--config", config.to_str().unwrap()], ENV);
+    let mut agent = Agent::with_env(&["run", "--config", config.to_str().unwrap()], ENV);
     wait_until("the baseline scrape", LIMIT, || fake.requests() >= 1);
     node.mark();
     step(&fake, &mut node, |n| traffic(n, 1));
@@ -434,9 +228,9 @@ fn a_throttling_storm_and_an_outage_lose_nothing_and_duplicate_nothing() {
     for k in 9..=10 {
         step(&fake, &mut node, |n| traffic(n, k));
     }
-    assert_eq!(agent.term(), Some(0));
+    assert_eq!(agent.term(LIMIT), Some(0));
     let truth = truth(&node);
-    assert_exact(&truth, &shipped(&agent.stdout()));
+    assert_exact(&truth, &shipped(&agent.lines()));
     let sums: BTreeMap<String, u64> = cw
         .sums()
         .into_iter()
@@ -481,9 +275,9 @@ fn check_says_what_it_verified_and_how_many_metrics_this_node_makes() {
     );
     let config = common::config(&dir, &fake, &extra);
     let check = |env: &[(&str, &str)]| {
-        let mut t = Tailship::spawn(&["check", "--config", config.to_str().unwrap()], env);
-        let code = t.wait();
-        (code, t.stdout().join("\n"))
+        let mut t = Agent::with_env(&["check", "--config", config.to_str().unwrap()], env);
+        let code = t.wait(LIMIT);
+        (code, t.lines().join("\n"))
     };
     let (code, text) = check(ENV);
     assert_eq!(code, Some(0), "{text}");

@@ -16,6 +16,7 @@ use crate::telemetry::Telemetry;
 pub fn run(config: Config) -> anyhow::Result<ExitCode> {
     super::runtime()?.block_on(async {
         let shutdown = shutdown_signals()?;
+        survive_file_size_limit()?;
         serve(config, shutdown, Vec::new()).await
     })?;
     Ok(ExitCode::SUCCESS)
@@ -102,4 +103,19 @@ fn shutdown_signals() -> anyhow::Result<impl Future<Output = ()>> {
             std::process::exit(130);
         });
     })
+}
+
+/// A file size limit (`RLIMIT_FSIZE`, systemd's `LimitFSIZE=`) would kill the process with
+/// SIGXFSZ on the checkpoint write that crosses it. With the signal handled, that write
+/// fails with `EFBIG` instead, like a full disk: the checkpoint error is logged and counted,
+/// the previous checkpoint stays whole, and nothing is sent until a write succeeds again.
+fn survive_file_size_limit() -> anyhow::Result<()> {
+    let mut xfsz =
+        signal(SignalKind::from_raw(libc::SIGXFSZ)).context("installing the SIGXFSZ handler")?;
+    tokio::spawn(async move {
+        while xfsz.recv().await.is_some() {
+            tracing::debug!("SIGXFSZ: a write went past the file size limit");
+        }
+    });
+    Ok(())
 }

@@ -57,17 +57,33 @@ pub struct Agent {
     child: Child,
     pub lines: Arc<Mutex<Vec<String>>>,
     pub logs: Arc<Mutex<Vec<String>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Agent {
+    /// `tailship run --config CONFIG` with the test's environment (less `TAILSHIP_SOURCE`).
     pub fn start(config: &Path) -> Self {
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["run", "--config"])
             .arg(config)
             .env_remove("TAILSHIP_SOURCE")
             .env("TAILSHIP_LOG_LEVEL", "info")
-            .env("NO_COLOR", "1")
+            .env("NO_COLOR", "1");
+        Self::spawn(command)
+    }
+
+    /// `tailship ARGS` with `env` and nothing else from the environment (no stray `AWS_*`,
+    /// `GOOGLE_*` or `TAILSHIP_*` of the machine running the tests).
+    pub fn with_env(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(BIN);
+        command.args(args).env_clear().envs(env.iter().copied());
+        Self::spawn(command)
+    }
+
+    /// Starts `command` with its stdout and stderr collected as lines.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -84,7 +100,7 @@ impl Agent {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let err = child.stderr.take().unwrap();
         let log_sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
+        let err_reader = std::thread::spawn(move || {
             for line in BufReader::new(err).lines() {
                 let Ok(line) = line else { break };
                 eprintln!("tailship: {line}");
@@ -95,7 +111,7 @@ impl Agent {
             child,
             lines,
             logs,
-            reader: Some(reader),
+            readers: vec![reader, err_reader],
         }
     }
 
@@ -104,8 +120,12 @@ impl Agent {
         let mut found = None;
         wait_until("the HTTP listener", Duration::from_secs(30), || {
             found = self.logs.lock().unwrap().iter().find_map(|l| {
-                let at = l.find("listen=")? + "listen=".len();
-                l[at..].split_whitespace().next()?.parse().ok()
+                // Human (`listen=ADDR`) or JSON (`"listen":"ADDR"`) logs.
+                let (at, end) = match l.find("listen=") {
+                    Some(at) => (at + "listen=".len(), ' '),
+                    None => (l.find("\"listen\":\"")? + "\"listen\":\"".len(), '"'),
+                };
+                l[at..].split(end).next()?.trim().parse().ok()
             });
             found.is_some()
         });
@@ -114,6 +134,17 @@ impl Agent {
 
     pub fn logged(&self, text: &str) -> bool {
         self.logs.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
+    /// Every line written to standard error so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn term(&mut self, limit: Duration) -> Option<i32> {
+        self.signal("-TERM");
+        self.wait(limit)
     }
 
     pub fn pid(&self) -> u32 {
@@ -142,7 +173,7 @@ impl Agent {
             );
             std::thread::sleep(Duration::from_millis(10));
         };
-        if let Some(r) = self.reader.take() {
+        for r in self.readers.drain(..) {
             r.join().unwrap();
         }
         status.code()
@@ -245,6 +276,26 @@ pub fn traffic(node: &mut SimNode, k: u64) {
     node.receive("direct_ipv4", 30_000 + k, 20);
     node.receive("derp", 200, 1);
     node.relay_forward("udp4", "udp4", 3_000, 3);
+}
+
+/// [`http_get`], or `None` when no answer comes within `timeout`.
+pub fn try_http_get(
+    addr: std::net::SocketAddr,
+    path: &str,
+    timeout: Duration,
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Some((status, body))
 }
 
 /// A plain HTTP/1.0 GET on loopback: status code and body.

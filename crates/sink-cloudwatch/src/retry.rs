@@ -62,7 +62,12 @@ pub(crate) fn classify(
             let inner = e.err();
             service_error(status, inner.code(), inner.message(), namespace)
         }
-        SdkError::TimeoutError(_) => SinkError::Transient(format!(
+        // The request may have been written: the driver must know (a delta may count twice).
+        SdkError::TimeoutError(_) => SinkError::Uncertain(format!(
+            "no answer within [sinks.cloudwatch] timeout: {}",
+            chain_text(err)
+        )),
+        SdkError::DispatchFailure(d) if d.is_timeout() => SinkError::Uncertain(format!(
             "no answer within [sinks.cloudwatch] timeout: {}",
             chain_text(err)
         )),
@@ -76,7 +81,9 @@ pub(crate) fn classify(
         SdkError::ResponseError(r) => {
             let status = r.raw().status().as_u16();
             let text = format!("unreadable answer (HTTP {status}): {}", chain_text(err));
-            if (400..500).contains(&status) {
+            if (200..300).contains(&status) {
+                SinkError::Uncertain(text)
+            } else if (400..500).contains(&status) {
                 SinkError::Config(format!(
                     "{text}; is [sinks.cloudwatch] endpoint CloudWatch?"
                 ))

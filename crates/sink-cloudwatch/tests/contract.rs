@@ -114,7 +114,7 @@ async fn every_failure_is_classified() {
     let cases = [
         (Fault::Throttling, "throttled"),
         (Fault::InternalError, "transient"),
-        (Fault::Hang, "transient"),
+        (Fault::Hang, "uncertain"),
         (Fault::InvalidParameterValue, "rejected"),
         (Fault::AccessDenied, "auth"),
     ];

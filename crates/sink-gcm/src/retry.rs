@@ -30,11 +30,13 @@ pub(crate) fn classify(status: &Status, project: &str, points: usize) -> Result<
                 detail: message.to_owned(),
             })),
         },
-        Code::Unavailable
-        | Code::DeadlineExceeded
-        | Code::Internal
-        | Code::Aborted
-        | Code::Cancelled => Err(SinkError::Transient(format!(
+        Code::Unavailable | Code::Internal | Code::Aborted => Err(SinkError::Transient(format!(
+            "{:?}: {message}",
+            status.code()
+        ))),
+        // No answer in time: the points may have been written (the driver then spaces the
+        // next running total as if they had been).
+        Code::DeadlineExceeded | Code::Cancelled => Err(SinkError::Uncertain(format!(
             "{:?}: {message}",
             status.code()
         ))),

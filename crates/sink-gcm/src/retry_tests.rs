@@ -122,8 +122,11 @@ fn every_other_answer_gets_its_class() {
         3,
         "rejected: rejected: invalid_argument",
     );
-    for code in [Code::Unavailable, Code::DeadlineExceeded, Code::Internal] {
+    for code in [Code::Unavailable, Code::Internal] {
         check(status(code, "try later", vec![]), 3, "transient");
+    }
+    for code in [Code::DeadlineExceeded, Code::Cancelled] {
+        check(status(code, "no answer", vec![]), 3, "uncertain");
     }
     let retry = Any {
         type_url: RETRY_INFO_TYPE.to_owned(),

@@ -13,6 +13,18 @@ use crate::point::bucket_of;
 use crate::stats::Stats;
 use crate::{DriverState, Limits, Point, Rejection, Report, Sink, SinkError, Value, Values};
 
+/// What [`Driver::restore`] took back from a checkpoint.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Restored {
+    /// Points pending again (in flight ones included).
+    pub points: usize,
+    /// Points that were in a request when the checkpoint was written: the provider may have
+    /// written them before tailship stopped.
+    pub in_flight: Vec<Point>,
+    /// Of those, how many may now count twice (delta sinks: all; running totals: none).
+    pub possible_duplicates: usize,
+}
+
 /// How the driver paces retries and concurrency.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DriverConfig {
@@ -67,6 +79,7 @@ struct Queue {
 pub struct Driver {
     name: String,
     limits: Limits,
+    values: Values,
     config: DriverConfig,
     queues: HashMap<Arc<Series>, Queue>,
     /// Series that may have something to send, in arrival order.
@@ -94,6 +107,7 @@ impl Driver {
         Self {
             name: sink.name().to_owned(),
             limits,
+            values: sink.values(),
             config,
             queues: HashMap::new(),
             ready: VecDeque::new(),
@@ -382,11 +396,21 @@ impl Driver {
                     SinkError::Throttled { retry_after, .. } => *retry_after,
                     _ => None,
                 };
+                let uncertain = matches!(err, SinkError::Uncertain(_));
                 self.stats.points_retried += points.len() as u64;
-                // Newest first: each goes back in front of the ones after it.
+                if uncertain && self.values == Values::Deltas {
+                    // The provider may have written them: sent again, they may count twice.
+                    self.stats.possible_duplicates += points.len() as u64;
+                    tracing::warn!(sink = %self.name, points = points.len(), "no answer to a request the provider may have written; its points are sent again and may count twice");
+                }
+                // Newest first: each goes back in front of the ones after it. A running
+                // total that may have been written holds the series' next point back by the
+                // spacing, so that it is accepted whether or not this one was.
+                let written = uncertain && self.values == Values::Totals;
                 for p in points.into_iter().rev() {
                     let series = Arc::clone(&p.series);
-                    self.release(&series, None, Some(p.value));
+                    let end = written.then(|| p.value.end());
+                    self.release(&series, end, Some(p.value));
                 }
                 let config = &self.config;
                 let backoff = self.backoff.get_or_insert_with(|| {
@@ -403,6 +427,18 @@ impl Driver {
                 self.paused = true;
                 Next::RetryAfter(delay)
             }
+        }
+    }
+
+    /// Takes batch `id` back unsent (the caller could not record it as in flight): its
+    /// points are pending again, as if it had never been handed out.
+    pub fn cancel(&mut self, id: u64) {
+        let Some(points) = self.in_flight.remove(&id) else {
+            return;
+        };
+        for p in points.into_iter().rev() {
+            let series = Arc::clone(&p.series);
+            self.release(&series, None, Some(p.value));
         }
     }
 
@@ -455,14 +491,17 @@ impl Driver {
         let mut series = Vec::new();
         for (s, q) in &self.queues {
             let mut buckets: Vec<Value> = Vec::new();
-            for points in self.in_flight.values() {
-                buckets.extend(
-                    points
-                        .iter()
-                        .filter(|p| &p.series == s)
-                        .map(|p| p.value.clone()),
-                );
+            if q.in_flight {
+                for points in self.in_flight.values() {
+                    buckets.extend(
+                        points
+                            .iter()
+                            .filter(|p| &p.series == s)
+                            .map(|p| p.value.clone()),
+                    );
+                }
             }
+            let in_flight = buckets.len();
             buckets.extend(q.buckets.iter().cloned());
             if buckets.is_empty() && q.last_sent.is_none() {
                 continue;
@@ -470,6 +509,7 @@ impl Driver {
             series.push(crate::state::SeriesState {
                 series: Series::clone(s),
                 buckets,
+                in_flight,
                 last_sent: q.last_sent,
             });
         }
@@ -477,23 +517,45 @@ impl Driver {
         DriverState { series }
     }
 
-    /// Continues from a checkpoint: its points become pending again.
-    pub fn restore(&mut self, sink: &dyn Sink, state: DriverState) {
+    /// Continues from a checkpoint: its points become pending again. Those that were in
+    /// flight when it was written may have reached the provider: a delta sink sends them
+    /// again and counts them as possible duplicates (nothing can tell whether the provider
+    /// wrote them); a running total sink holds the series' next point back by the spacing,
+    /// as if they had been written, so that it is accepted either way.
+    pub fn restore(&mut self, sink: &dyn Sink, state: DriverState) -> Restored {
+        let mut restored = Restored::default();
         for s in state.series {
             let series = Arc::new(s.series);
-            for value in s.buckets {
+            let mut last_sent = s.last_sent;
+            let in_flight = s.in_flight.min(s.buckets.len());
+            for (i, value) in s.buckets.into_iter().enumerate() {
+                restored.points += 1;
+                if i < in_flight {
+                    if self.values == Values::Totals {
+                        last_sent = Some(last_sent.map_or(value.end(), |t| t.max(value.end())));
+                    }
+                    restored.in_flight.push(Point {
+                        series: Arc::clone(&series),
+                        value: value.clone(),
+                    });
+                }
                 self.enqueue(sink, &series, value);
             }
             if let Some(q) = self.queues.get_mut(&series) {
-                q.last_sent = s.last_sent;
-            } else if s.last_sent.is_some() {
+                q.last_sent = last_sent;
+            } else if last_sent.is_some() {
                 let q = Queue {
-                    last_sent: s.last_sent,
+                    last_sent,
                     ..Queue::default()
                 };
                 self.queues.insert(series, q);
             }
         }
+        if self.values == Values::Deltas {
+            restored.possible_duplicates = restored.in_flight.len();
+            self.stats.possible_duplicates += restored.in_flight.len() as u64;
+        }
+        restored
     }
 }
 

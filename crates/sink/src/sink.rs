@@ -134,9 +134,15 @@ pub enum SinkError {
         retry_after: Option<Duration>,
         detail: String,
     },
-    /// A timeout, a connection error, a 5xx: retried with backoff.
+    /// A connection refused, a 5xx: nothing was written; retried with backoff.
     #[error("transient failure: {0}")]
     Transient(String),
+    /// The request went out but no answer came back (a timeout, a connection lost after
+    /// sending): the provider may have written it. Retried with backoff like `Transient`; the
+    /// driver counts the points of a delta sink as possible duplicates, and holds a running
+    /// total sink's next point back by the spacing, as if this one had been written.
+    #[error("outcome unknown, the provider may have written it: {0}")]
+    Uncertain(String),
     /// The provider refused the whole request for its content: dropped and counted.
     #[error("rejected: {0}")]
     Rejected(Rejection),
@@ -155,6 +161,7 @@ impl SinkError {
         match self {
             SinkError::Throttled { .. } => "throttled",
             SinkError::Transient(_) => "transient",
+            SinkError::Uncertain(_) => "uncertain",
             SinkError::Rejected(_) => "rejected",
             SinkError::Auth(_) => "auth",
             SinkError::Config(_) => "config",

@@ -11,9 +11,13 @@ pub struct Stats {
     pub points_retried: u64,
     /// Points dropped, by reason (`too_old`, `too_large`, the provider's rejection reason, ...).
     pub points_dropped: BTreeMap<&'static str, u64>,
-    /// Requests by result (`ok`, `partial`, `throttled`, `transient`, `rejected`, `auth`,
-    /// `config`).
+    /// Requests by result (`ok`, `partial`, `throttled`, `transient`, `uncertain`, `rejected`,
+    /// `auth`, `config`).
     pub requests: BTreeMap<&'static str, u64>,
+    /// Points that may reach the provider twice: delta points re-sent after a request whose
+    /// outcome is unknown (a timeout), or restored from a checkpoint that recorded them in
+    /// flight (tailship stopped before the answer came). Running totals never count twice.
+    pub possible_duplicates: u64,
     /// Pending buckets merged because a series had too many.
     pub merged: u64,
     /// When a request last succeeded.

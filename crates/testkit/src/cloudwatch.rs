@@ -43,6 +43,8 @@ pub(crate) struct State {
     outage: Option<Fault>,
     /// The fake's clock for timestamp limits; the real one if unset.
     now: Option<SystemTime>,
+    /// How long to wait before answering a request it accepted.
+    answer_delay: Duration,
     accepted: Vec<PutRequest>,
     /// Every refusal: (HTTP status, error code, message).
     refused: Vec<(u16, String, String)>,
@@ -111,6 +113,13 @@ impl FakeCloudWatch {
     /// Answers every request with `fault` until called with `None`.
     pub fn set_outage(&self, fault: Option<Fault>) {
         self.shared.state().outage = fault;
+    }
+
+    /// Waits `delay` after writing an accepted request's datums before answering: a slow
+    /// CloudWatch, or (past the client's timeout) one that wrote what the client will send
+    /// again.
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.shared.state().answer_delay = delay;
     }
 
     /// The clock the timestamp limits are judged by (`None`: the real one).

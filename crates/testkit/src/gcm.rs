@@ -95,6 +95,10 @@ pub(crate) struct State {
     pub requests: Vec<GcmRequest>,
     pub rejections: Vec<GcmRejection>,
     pub faults: VecDeque<GcmFault>,
+    /// A status for every call until cleared.
+    pub outage: Option<Code>,
+    /// How long to wait before answering a `CreateTimeSeries` (after writing its points).
+    pub answer_delay: Duration,
 }
 
 /// The fake `MetricService`. Runs on its own thread and runtime, so it serves in-process
@@ -152,6 +156,18 @@ impl FakeMetricService {
     /// Fails the next call as `fault` says; several queue up.
     pub fn inject(&self, fault: GcmFault) {
         self.state().faults.push_back(fault);
+    }
+
+    /// Answers every call with `code` (nothing written) until called with `None`: an outage.
+    pub fn set_outage(&self, code: Option<Code>) {
+        self.state().outage = code;
+    }
+
+    /// Waits `delay` after writing a `CreateTimeSeries`' points before answering: a slow
+    /// Cloud Monitoring, or (past the client's deadline) one that wrote what the client
+    /// believes may not have been written.
+    pub fn set_answer_delay(&self, delay: Duration) {
+        self.state().answer_delay = delay;
     }
 
     /// Every `CreateTimeSeries` call so far, in order.

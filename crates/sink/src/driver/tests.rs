@@ -576,6 +576,124 @@ fn state_keeps_in_flight_and_pending_points_across_a_restart() {
     assert_eq!(total, 12);
 }
 
+/// What a checkpoint says was in flight, restored: a delta sink counts it as possible
+/// duplicates and sends it again; a running total sink spaces its next point after it.
+#[test]
+fn in_flight_points_are_marked_and_restored_as_possible_duplicates() {
+    for values in [Values::Deltas, Values::Totals] {
+        let limits = Limits {
+            max_points: 2,
+            min_spacing: Duration::from_secs(10),
+            ..Limits::default()
+        };
+        let mut sim = Sim::new(limits, values, 3);
+        sim.scrape(4);
+        let batch = sim.driver.take_batch(&sim.sink, sim.now, false).unwrap();
+        let in_batch = batch.points.len();
+        let state = sim.driver.state();
+        let marked: usize = state.series.iter().map(|s| s.in_flight).sum();
+        assert_eq!(marked, in_batch, "{values:?}");
+        let json = serde_json::to_string(&state).unwrap();
+
+        let mut restored = Driver::new(&sim.sink, DriverConfig::default());
+        let r = restored.restore(&sim.sink, serde_json::from_str(&json).unwrap());
+        assert_eq!((r.points, r.in_flight.len()), (3, in_batch));
+        match values {
+            Values::Deltas => {
+                assert_eq!(r.possible_duplicates, in_batch);
+                assert_eq!(restored.stats().possible_duplicates, in_batch as u64);
+                let mut n = 0;
+                while let Some(b) = restored.take_batch(&sim.sink, sim.now, true) {
+                    n += b.points.len();
+                    let id = b.id;
+                    restored.complete(id, Ok(Report::default()), sim.now);
+                }
+                assert_eq!(n, 3, "everything is sent again");
+            }
+            Values::Totals => {
+                assert_eq!(
+                    r.possible_duplicates, 0,
+                    "a running total cannot count twice"
+                );
+                let b = restored.take_batch(&sim.sink, sim.now, true).unwrap();
+                assert_eq!(b.points.len(), 1, "only the series that was not in flight");
+                let id = b.id;
+                restored.complete(id, Ok(Report::default()), sim.now);
+                // A newer scrape 10 s later moves the held series past the spacing.
+                let later = sim.now.saturating_add(Duration::from_secs(10));
+                let points: Vec<CounterPoint> = (0..3)
+                    .map(|i| CounterPoint {
+                        series: series(i),
+                        start: sim.starts[i],
+                        end: later,
+                        delta: 1,
+                        cumulative: 5,
+                    })
+                    .collect();
+                restored.push(&sim.sink, &points, &[], later);
+                let mut n = 0;
+                while let Some(b) = restored.take_batch(&sim.sink, later, true) {
+                    n += b.points.len();
+                    let id = b.id;
+                    restored.complete(id, Ok(Report::default()), later);
+                }
+                assert_eq!(n, 3);
+            }
+        }
+    }
+}
+
+/// A request without an answer may have been written: delta points are counted as possible
+/// duplicates and resent; a running total's next point keeps the spacing after it.
+#[test]
+fn an_uncertain_outcome_is_counted_or_spaced() {
+    let limits = Limits {
+        min_spacing: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let mut sim = Sim::new(limits.clone(), Values::Deltas, 2);
+    sim.scrape(5);
+    sim.flush(false, |_, _| Err(SinkError::Uncertain("timeout".into())));
+    assert_eq!(sim.driver.stats().possible_duplicates, 2);
+    assert_eq!(sim.driver.stats().requests["uncertain"], 1);
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.flush(false, ok), 1);
+    assert_eq!(sim.accepted_total(), 10);
+
+    let mut sim = Sim::new(limits, Values::Totals, 2);
+    sim.scrape(5);
+    sim.flush(false, |_, _| Err(SinkError::Uncertain("timeout".into())));
+    assert_eq!(sim.driver.stats().possible_duplicates, 0);
+    sim.advance(Duration::from_secs(2));
+    sim.scrape(1);
+    assert_eq!(sim.flush(false, ok), 0, "held back by the spacing");
+    sim.advance(Duration::from_secs(9));
+    sim.scrape(1);
+    assert_eq!(sim.flush(false, ok), 1);
+}
+
+/// A batch taken back unsent is pending again, with nothing counted.
+#[test]
+fn a_cancelled_batch_is_pending_again_with_nothing_counted() {
+    let mut sim = Sim::new(Limits::default(), Values::Deltas, 3);
+    sim.scrape(2);
+    let id = sim.driver.take_batch(&sim.sink, sim.now, false).unwrap().id;
+    sim.driver.cancel(id);
+    assert_eq!(sim.driver.in_flight(), 0);
+    assert_eq!(sim.driver.stats(), &crate::Stats::default());
+    assert_eq!(
+        sim.driver
+            .state()
+            .series
+            .iter()
+            .map(|s| s.in_flight)
+            .sum::<usize>(),
+        0
+    );
+    assert_eq!(sim.flush(false, ok), 1);
+    assert_eq!(sim.accepted_total(), 6);
+}
+
 proptest! {
     /// Whatever the provider answers, every point is accepted once or dropped and counted:
     /// accepted + rejected equals what was pushed, and pending memory stays bounded.

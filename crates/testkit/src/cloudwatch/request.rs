@@ -12,6 +12,10 @@ pub struct PutRequest {
     pub cbor_bytes: usize,
     /// The decoded body in CBOR diagnostic notation, for snapshots.
     pub diagnostic: String,
+    /// How long the fake waited, after writing the datums, before answering
+    /// ([`FakeCloudWatch::set_answer_delay`](crate::FakeCloudWatch::set_answer_delay)): a client
+    /// with a shorter timeout never learnt that they were written.
+    pub answer_delay: std::time::Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]

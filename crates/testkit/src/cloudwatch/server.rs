@@ -162,14 +162,23 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     };
     match judge(&cbor, now) {
         Ok((namespace, datums, diagnostic)) => {
-            shared.state().accepted.push(PutRequest {
-                namespace,
-                datums,
-                gzip,
-                wire_bytes: body.len(),
-                cbor_bytes: cbor.len(),
-                diagnostic,
-            });
+            let answer_delay = {
+                let mut state = shared.state();
+                let answer_delay = state.answer_delay;
+                state.accepted.push(PutRequest {
+                    namespace,
+                    datums,
+                    gzip,
+                    wire_bytes: body.len(),
+                    cbor_bytes: cbor.len(),
+                    diagnostic,
+                    answer_delay,
+                });
+                answer_delay
+            };
+            if !answer_delay.is_zero() {
+                tokio::time::sleep(answer_delay).await;
+            }
             Response::builder()
                 .header(CONTENT_TYPE, "application/cbor")
                 .header("smithy-protocol", "rpc-v2-cbor")

@@ -127,12 +127,35 @@ struct Create(Shared);
 
 impl UnaryService<CreateTimeSeriesRequest> for Create {
     type Response = ();
-    type Future = Ready<Result<Response<()>, Status>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<()>, Status>> + Send>>;
 
     fn call(&mut self, request: Request<CreateTimeSeriesRequest>) -> Self::Future {
-        let req = request.into_inner();
-        let mut state = lock(&self.0);
+        let (answer, delay) = {
+            let mut state = lock(&self.0);
+            let delay = state.answer_delay;
+            (create(&mut state, request.into_inner()), delay)
+        };
+        Box::pin(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            answer.into_inner()
+        })
+    }
+}
+
+/// One `CreateTimeSeries` against the stored state.
+fn create(state: &mut State, req: CreateTimeSeriesRequest) -> Ready<Result<Response<()>, Status>> {
+    {
         let n = req.time_series.len();
+        if let Some(code) = state.outage {
+            state.requests.push(GcmRequest {
+                series: n,
+                written: 0,
+                code,
+            });
+            return ready(Err(injected(code)));
+        }
         let (refuse, message) = match state.faults.pop_front() {
             Some(GcmFault::Status(code)) => {
                 state.requests.push(GcmRequest {
@@ -153,7 +176,7 @@ impl UnaryService<CreateTimeSeriesRequest> for Create {
             });
             return ready(Err(Status::invalid_argument(message)));
         }
-        let outcome = rules::apply(&mut state, &req, refuse, &message);
+        let outcome = rules::apply(state, &req, refuse, &message);
         let code = if outcome.refused.is_empty() {
             Code::Ok
         } else {
