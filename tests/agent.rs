@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Agent, assert_exact, config, http_get, shipped, step, temp_dir, traffic, truth, wait_until,
+    Agent, assert_exact, config, http_get, rough_history, shipped, step, temp_dir, traffic, truth,
+    wait_until,
 };
 use tailship_testkit::{FakeTailscaled, SimNode};
 
@@ -27,28 +28,7 @@ fn restarts_missed_resets_and_new_series_sum_exactly_and_sigterm_exits_0() {
     node.mark();
     wait_until("readiness", LIMIT, || http_get(addr, "/readyz").0 == 200);
 
-    for k in 1..=3 {
-        step(&fake, &mut node, |n| traffic(n, k));
-    }
-    step(&fake, &mut node, |n| {
-        n.restart();
-        traffic(n, 4);
-    });
-    step(&fake, &mut node, |n| {
-        n.drop_inbound("acl", 3);
-        n.serve("svc:db", 10, 20);
-        traffic(n, 5);
-    });
-    // The missed reset: direct_ipv4 grows past its old value across the restart.
-    step(&fake, &mut node, |n| {
-        n.restart();
-        n.send("direct_ipv4", 1_000_000, 700);
-    });
-    step(&fake, &mut node, |n| {
-        n.relay_reset();
-        traffic(n, 6);
-    });
-    step(&fake, &mut node, |n| traffic(n, 7));
+    rough_history(&fake, &mut node);
 
     let (status, metrics) = http_get(addr, "/metrics");
     assert_eq!(status, 200);

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use aws::{Ministack, read_sum, reader, split_key};
 use aws_sdk_cloudwatch::types::DimensionFilter;
-use common::{Agent, assert_exact, shipped, step, temp_dir, traffic, truth, wait_until};
+use common::{
+    Agent, assert_exact, rough_history, shipped, step, temp_dir, traffic, truth, wait_until,
+};
 use tailship_testkit::{FakeCloudWatch, FakeTailscaled, Fault, SimNode};
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -44,27 +46,7 @@ fn ship_history(name: &str, sink: &str) -> (SimNode, Vec<String>) {
     let mut agent = Agent::with_env(&["run", "--config", config.to_str().unwrap()], ENV);
     wait_until("the baseline scrape", LIMIT, || fake.requests() >= 1);
     node.mark();
-    for k in 1..=3 {
-        step(&fake, &mut node, |n| traffic(n, k));
-    }
-    step(&fake, &mut node, |n| {
-        n.restart();
-        traffic(n, 4);
-    });
-    step(&fake, &mut node, |n| {
-        n.drop_inbound("acl", 3);
-        n.serve("svc:db", 10, 20);
-        traffic(n, 5);
-    });
-    step(&fake, &mut node, |n| {
-        n.restart();
-        n.send("direct_ipv4", 1_000_000, 700);
-    });
-    step(&fake, &mut node, |n| {
-        n.relay_reset();
-        traffic(n, 6);
-    });
-    step(&fake, &mut node, |n| traffic(n, 7));
+    rough_history(&fake, &mut node);
     assert_eq!(agent.term(LIMIT), Some(0), "SIGTERM exits 0");
     assert!(
         !agent.logged("unsent points stay in the checkpoint"),

@@ -315,3 +315,30 @@ pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+/// The scripted history the end-to-end tests share: traffic, a restart, late series (a drop
+/// reason and a Service), the missed reset (direct_ipv4 grows past its old value across a
+/// restart), a relay reset, more traffic. Each step is read by a scrape before the next.
+pub fn rough_history(fake: &FakeTailscaled, node: &mut SimNode) {
+    for k in 1..=3 {
+        step(fake, node, |n| traffic(n, k));
+    }
+    step(fake, node, |n| {
+        n.restart();
+        traffic(n, 4);
+    });
+    step(fake, node, |n| {
+        n.drop_inbound("acl", 3);
+        n.serve("svc:db", 10, 20);
+        traffic(n, 5);
+    });
+    step(fake, node, |n| {
+        n.restart();
+        n.send("direct_ipv4", 1_000_000, 700);
+    });
+    step(fake, node, |n| {
+        n.relay_reset();
+        traffic(n, 6);
+    });
+    step(fake, node, |n| traffic(n, 7));
+}
