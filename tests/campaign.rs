@@ -795,8 +795,16 @@ fn every_byte_counted_once_whatever_happens() {
             ));
         }
         if g != t {
+            let stored = w.gcm.stored();
+            let points: Vec<String> = stored
+                .iter()
+                .filter(|(s, _)| s.to_string().strip_prefix(GCM_PREFIX) == Some(key.as_str()))
+                .flat_map(|(_, points)| points.iter())
+                .map(|p| format!("[{:?}..{}] {:?}", p.start, p.end, p.value))
+                .collect();
             failures.push(format!(
-                "{key}: Cloud Monitoring holds {g}, the truth is {t}"
+                "{key}: Cloud Monitoring holds {g}, the truth is {t}; its points: {}",
+                points.join(", ")
             ));
         }
         if m < t {

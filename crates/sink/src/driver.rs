@@ -72,6 +72,9 @@ struct Queue {
     last_sent: Option<Timestamp>,
     /// Set when the sink refused the series itself: its points are dropped on arrival.
     refused: Option<Rejection>,
+    /// A running total of this series was sent once more after a request in which the
+    /// provider refused points without saying which; cleared by a request with no refusal.
+    reaffirmed: bool,
 }
 
 /// Pending state and outcomes of one sink.
@@ -276,10 +279,29 @@ impl Driver {
                     _ => true,
                 };
                 let spacing = self.limits.min_spacing;
-                let spaced = spacing.is_zero()
-                    || queue
-                        .last_sent
-                        .is_none_or(|t| front.end() >= t.saturating_add(spacing));
+                // A running total is never sent twice with the same end time.
+                let gap = match self.values {
+                    Values::Totals => spacing.max(Duration::from_millis(1)),
+                    Values::Deltas => spacing,
+                };
+                let next_at = queue.last_sent.map(|t| t.saturating_add(gap));
+                let mut spaced = gap.is_zero() || next_at.is_none_or(|t| front.end() >= t);
+                if closed && !spaced && self.values == Values::Totals {
+                    // A running total held back by the spacing (behind one that may have
+                    // been written, or that was refused) is still the total when the spacing
+                    // has passed: it goes then, restamped, even if no newer scrape comes
+                    // (its series may have vanished).
+                    match next_at {
+                        Some(at) if at <= now => {
+                            spaced = queue.buckets.front_mut().is_some_and(|f| f.restamp(now));
+                        }
+                        Some(at) => due = Some(due.map_or(at, |d| d.min(at))),
+                        None => {}
+                    }
+                }
+                let Some(front) = queue.buckets.front() else {
+                    break;
+                };
                 if !closed || !spaced {
                     // An open bucket is due when it closes; a point held back by the
                     // spacing only becomes sendable when a newer scrape moves its end.
@@ -376,8 +398,37 @@ impl Driver {
                     .saturating_sub(unattributed);
                 self.stats.points_sent += sent as u64;
                 self.stats.last_success = Some(now);
+                // Which points an unattributed refusal hit is unknown. A running total
+                // refused is only superseded by the series' next point, and a series that
+                // went quiet has none: each running total of the batch is sent once more,
+                // after the spacing (accepted whether or not it was written). One refused
+                // again is dropped for good.
+                let reaffirm = unattributed > 0 && self.values == Values::Totals;
+                let mut again = 0u64;
                 for (p, rejected) in points.into_iter().zip(rejected) {
-                    self.release(&p.series, (!rejected).then(|| p.value.end()), None);
+                    let end = (!rejected).then(|| p.value.end());
+                    let queue = self.queues.get_mut(&p.series);
+                    let resend = match queue {
+                        Some(q) if reaffirm && !rejected && !q.reaffirmed => {
+                            q.reaffirmed = true;
+                            true
+                        }
+                        Some(q) => {
+                            q.reaffirmed &= reaffirm;
+                            false
+                        }
+                        None => false,
+                    };
+                    if resend {
+                        again += 1;
+                        self.release(&p.series, end, Some(p.value));
+                    } else {
+                        self.release(&p.series, end, None);
+                    }
+                }
+                if again > 0 {
+                    self.stats.points_retried += again;
+                    tracing::info!(sink = %self.name, points = again, "the provider did not say which points it refused: the batch's running totals are sent once more after the spacing");
                 }
                 self.backoff = None;
                 Next::Continue

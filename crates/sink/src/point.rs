@@ -92,6 +92,18 @@ impl Value {
         }
     }
 
+    /// Moves a running total's end to `at` (a later instant at which it is still the
+    /// total); `false` for gauges, whose reading belongs to its time.
+    pub(crate) fn restamp(&mut self, at: Timestamp) -> bool {
+        match self {
+            Value::Counter(c) if at > c.end => {
+                c.end = at;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Folds a newer value of the same series into this one: sums add up, the newest total,
     /// start and end win, and the bucket becomes the newer one's (so a merged bucket does not
     /// age out before its newest bytes). Returns `false` (and changes nothing) when the kinds

@@ -381,7 +381,130 @@ fn unattributed_rejections_are_counted_and_the_rest_acknowledged() {
     assert_eq!(stats.points_dropped["out_of_order"], 2);
     assert_eq!(stats.points_sent, 3);
     assert_eq!(stats.requests["partial"], 1);
+    // Which two is unknown: every running total of the batch goes once more.
+    assert_eq!(stats.points_retried, 5);
+    assert_eq!(sim.driver.pending_points(), 5);
+
+    let mut sim = Sim::new(Limits::default(), Values::Deltas, 5);
+    sim.scrape(1);
+    sim.flush(false, |_, _| {
+        Ok(Report {
+            rejected_unattributed: vec![(
+                2,
+                Rejection {
+                    reason: "invalid",
+                    detail: "2 points".into(),
+                },
+            )],
+            ..Report::default()
+        })
+    });
+    assert_eq!(sim.driver.stats().points_dropped["invalid"], 2);
+    assert_eq!(
+        sim.driver.pending_points(),
+        0,
+        "a delta sent again could count twice"
+    );
+}
+
+/// The provider refuses a running total without saying which (Cloud Monitoring's partial
+/// failures), and the series goes quiet (its reason vanished with a tailscaled restart):
+/// its total is sent once more after the spacing, restamped, with nothing else to carry it.
+#[test]
+fn a_refused_running_total_of_a_quiet_series_is_sent_again_once() {
+    let limits = Limits {
+        min_spacing: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let mut sim = Sim::new(limits, Values::Totals, 3);
+    sim.scrape(7);
+    let mut sent: Vec<Point> = Vec::new();
+    let refuse_one = |sent: &mut Vec<Point>, points: &[Point]| {
+        sent.extend(points.iter().cloned());
+        Ok(Report {
+            rejected_unattributed: vec![(
+                1,
+                Rejection {
+                    reason: "invalid_labels",
+                    detail: "1 point".into(),
+                },
+            )],
+            ..Report::default()
+        })
+    };
+    assert_eq!(sim.flush(false, |_, p| refuse_one(&mut sent, p)), 1);
+    let first_end = sent[0].value.end();
+    // No scrape brings a newer point; before the spacing, nothing goes.
+    sim.advance(Duration::from_secs(9));
+    assert_eq!(sim.flush(false, ok), 0);
+    assert_eq!(
+        sim.driver.next_due(),
+        Some(first_end.saturating_add(Duration::from_secs(10))),
+        "the caller is told when to come back"
+    );
+    sim.advance(Duration::from_secs(1));
+    let mut again: Vec<Point> = Vec::new();
+    assert_eq!(
+        sim.flush(false, |_, p| {
+            again.extend(p.iter().cloned());
+            Ok(Report::default())
+        }),
+        1
+    );
+    assert_eq!(again.len(), 3);
+    for p in &again {
+        let Value::Counter(c) = &p.value else {
+            panic!("a counter")
+        };
+        assert_eq!(c.cumulative, 7, "the same total");
+        assert_eq!(c.end, sim.now, "restamped to when it is sent");
+    }
     assert_eq!(sim.driver.pending_points(), 0);
+
+    // Refused again (a series the provider will never take): dropped, not sent forever.
+    sim.scrape(1);
+    sim.advance(Duration::from_secs(10));
+    sim.scrape(1);
+    sent.clear();
+    assert_eq!(sim.flush(false, |_, p| refuse_one(&mut sent, p)), 1);
+    sim.advance(Duration::from_secs(10));
+    assert_eq!(sim.flush(false, |_, p| refuse_one(&mut sent, p)), 1);
+    sim.advance(Duration::from_secs(10));
+    assert_eq!(sim.flush(false, ok), 0, "sent once more, then given up");
+    assert_eq!(sim.driver.pending_points(), 0);
+    assert_eq!(sim.driver.stats().points_dropped["invalid_labels"], 3);
+}
+
+/// A running total restored from the checkpoint as in flight (maybe written) is held back
+/// by the spacing, then goes restamped although no newer scrape comes.
+#[test]
+fn a_restored_running_total_goes_after_the_spacing_without_a_newer_scrape() {
+    let limits = Limits {
+        min_spacing: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let mut sim = Sim::new(limits.clone(), Values::Totals, 2);
+    sim.scrape(4);
+    // Handed out, never answered (killed), and checkpointed meanwhile.
+    assert!(sim.driver.take_batch(&sim.sink, sim.now, false).is_some());
+    let state = sim.driver.state();
+    let mut restarted = Sim::new(limits, Values::Totals, 2);
+    restarted.now = sim.now;
+    restarted.driver.restore(&restarted.sink, state);
+    assert_eq!(
+        restarted.flush(false, ok),
+        0,
+        "may have been written: spaced"
+    );
+    restarted.advance(Duration::from_secs(10));
+    let mut sent: Vec<Point> = Vec::new();
+    restarted.flush(false, |_, p| {
+        sent.extend(p.iter().cloned());
+        Ok(Report::default())
+    });
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|p| matches!(&p.value,
+        Value::Counter(c) if c.cumulative == 4 && c.end == restarted.now)));
 }
 
 #[test]
