@@ -355,7 +355,7 @@ impl Config {
         if let Some(bad) = s.client_metrics.iter().find(|n| !is_metric_name(n)) {
             bail!("[source] client_metrics: {bad:?} is not a metric name");
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+        crate::logs::parse(&self.log.level)
             .map_err(|e| anyhow::anyhow!("[log] level = {:?}: {e}", self.log.level))?;
         if let Some(cloudwatch) = &self.sinks.cloudwatch {
             cloudwatch.validate()?;

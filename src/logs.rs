@@ -1,6 +1,8 @@
 //! The log subscriber: `tracing` to standard error, human or JSON.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
@@ -30,17 +32,34 @@ pub fn filter(level: &str) -> String {
     filter
 }
 
-/// Installs the subscriber. `level` is a `tracing` filter (`info`, `tailship_sink=debug`).
+/// Parses a filter: a default level and `target=level` directives, comma-separated
+/// (`info`, `warn,tailship_sink=debug`). `tracing_subscriber`'s `Targets` rather than its
+/// `EnvFilter`, whose span and field matching tailship has no use for and whose regex engine
+/// costs a few hundred kilobytes of code.
+pub fn parse(level: &str) -> Result<Targets, String> {
+    level.parse::<Targets>().map_err(|e| {
+        format!("{e}: expected a level (error, warn, info, debug, trace, off) and target=level directives, comma-separated")
+    })
+}
+
+/// Installs the subscriber. `level` is a filter as [`parse`] reads it; the configuration
+/// checked it, and an unreadable `TAILSHIP_LOG_LEVEL` or `--log-level` falls back to `info`
+/// with a warning.
 pub fn init(level: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(filter(level)).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let (filter, bad) = match parse(&filter(level)) {
+        Ok(f) => (f, None),
+        Err(e) => (Targets::new().with_default(tracing::Level::INFO), Some(e)),
+    };
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     // A second initialisation (tests) keeps the first.
     let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
     };
+    if let Some(e) = bad {
+        tracing::warn!(level, error = %e, "log level not understood; logging at info");
+    }
 }
 
 /// The level from the command line, else `TAILSHIP_LOG_LEVEL`, else `default`.
@@ -62,6 +81,7 @@ mod tests {
              aws_smithy_runtime=info,aws_smithy_runtime_api=info,aws_sdk_cloudwatch=info"
         );
         assert_eq!(filter("info,aws_sigv4=trace"), "info,aws_sigv4=trace");
-        assert!(EnvFilter::try_new(filter("tailship_sink=debug,warn")).is_ok());
+        assert!(parse(&filter("tailship_sink=debug,warn")).is_ok());
+        assert!(parse("info,tailship=loud").is_err());
     }
 }
