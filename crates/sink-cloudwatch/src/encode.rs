@@ -10,7 +10,7 @@ use crate::limits::{self, MAX_ABS_VALUE, MAX_DIMENSIONS, MAX_METRIC_NAME_LEN};
 /// What every datum of one sink shares: the resolution and the dimensions added to every
 /// series (static ones and the node's).
 #[derive(Clone, Debug)]
-pub(crate) struct Encoder {
+pub struct Encoder {
     resolution: i32,
     /// Sorted by name, names unique (validated with the config).
     extra: Vec<(String, String)>,
@@ -30,7 +30,9 @@ fn rejection(reason: &'static str, detail: String) -> Rejection {
 }
 
 impl Encoder {
-    pub(crate) fn new(resolution: u32, extra: Vec<(String, String)>) -> Self {
+    /// `extra`: the dimensions added to every datum (the configured ones and the node's),
+    /// already validated, as [`crate::CloudWatchSink`] passes them.
+    pub fn new(resolution: u32, extra: Vec<(String, String)>) -> Self {
         let mut extra = extra;
         extra.sort();
         Self {
@@ -148,7 +150,7 @@ impl Encoder {
     }
 
     /// Datums for a batch, and the points that cannot be sent (by index).
-    pub(crate) fn encode(&self, points: &[Point]) -> (Vec<MetricDatum>, Vec<(usize, Rejection)>) {
+    pub fn encode(&self, points: &[Point]) -> (Vec<MetricDatum>, Vec<(usize, Rejection)>) {
         let mut datums = Vec::with_capacity(points.len());
         let mut refused = Vec::new();
         for (i, p) in points.iter().enumerate() {

@@ -22,6 +22,9 @@ use tailship_model::Series;
 use tailship_sink::{CheckFuture, Limits, Point, Rejection, Report, SendFuture, Sink, Values};
 
 pub use config::{Config, ConfigError, DEFAULT_BREAKDOWNS, NodeDimension, NodeSource};
+/// The encoding step of [`CloudWatchSink::send`], for the benchmarks (`benches/encode.rs`).
+#[doc(hidden)]
+pub use encode::Encoder;
 pub use limits::{
     GZIP_FROM_BYTES, MAX_AGE, MAX_DATUMS, MAX_DIMENSIONS, MAX_FUTURE, MAX_REQUEST_BYTES,
 };

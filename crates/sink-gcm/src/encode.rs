@@ -36,7 +36,7 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// What every request of one sink shares.
 #[derive(Clone, Debug)]
-pub(crate) struct Encoder {
+pub struct Encoder {
     /// `projects/<id>`.
     pub name: String,
     pub prefix: String,
@@ -47,7 +47,7 @@ pub(crate) struct Encoder {
 
 /// The requests for one batch, and the points that could not be encoded.
 #[derive(Debug, Default)]
-pub(crate) struct Encoded {
+pub struct Encoded {
     /// Each request with the batch indexes of its time series, in order.
     pub requests: Vec<(CreateTimeSeriesRequest, Vec<usize>)>,
     pub refused: Vec<(usize, Rejection)>,

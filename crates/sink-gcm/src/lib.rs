@@ -18,6 +18,9 @@ pub use config::{
     Config, ConfigError, DEFAULT_BREAKDOWNS, DEFAULT_ENDPOINT, DEFAULT_METRIC_PREFIX,
     ResourceConfig,
 };
+/// The encoding step of `GcmSink::send`, for the benchmarks (`benches/encode.rs`).
+#[doc(hidden)]
+pub use encode::{Encoded, Encoder};
 pub use encode::{
     MAX_AGE, MAX_FUTURE, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_LABELS, MAX_REQUEST_BYTES,
     MAX_SERIES_PER_REQUEST, MIN_SPACING,
