@@ -44,6 +44,10 @@ pub struct Agent {
     store: Store,
     telemetry: Arc<Telemetry>,
     interval: Duration,
+    /// See [`crate::config::StateConfig::interval`].
+    checkpoint_interval: Duration,
+    /// When the last checkpoint was written (or tried).
+    saved_at: Instant,
     flush_timeout: Duration,
     /// Whether the last checkpoint write succeeded. Nothing is sent while it fails: a point
     /// goes out only once a checkpoint on disk records it in flight, so that a crash can
@@ -116,6 +120,8 @@ impl Agent {
             store,
             telemetry,
             interval: config.source.interval,
+            checkpoint_interval: config.state.interval,
+            saved_at: Instant::now(),
             flush_timeout: config.shutdown.flush_timeout,
             durable: true,
         })
@@ -136,6 +142,8 @@ impl Agent {
         )> = None;
         let mut deadline: Option<Instant> = None;
         let mut dirty = false;
+        // An acknowledgement (or a refusal) is not written yet.
+        let mut acked = false;
         self.publish_telemetry();
         loop {
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -145,10 +153,19 @@ impl Agent {
             // Write-ahead: the batches are taken (marked in flight), the checkpoint that
             // records them is written, and only then do they go out. If it cannot be
             // written, they are put back and nothing is sent until it can.
+            // Without a send, a scrape or an acknowledgement is written once the checkpoint
+            // interval has passed, an acknowledgement also once nothing is in flight: a
+            // checkpoint a little behind loses nothing (the tracker state it holds has
+            // shipped nothing since, so the next scrape counts the whole increase again),
+            // and at 10k series one checkpoint is megabytes.
             let taken = self.take_batches(deadline.is_some());
-            if dirty || !taken.is_empty() {
+            let due = dirty
+                && (self.saved_at.elapsed() >= self.checkpoint_interval
+                    || (acked && sends.is_empty()));
+            if due || !taken.is_empty() {
                 self.save();
                 dirty = !self.durable;
+                acked = false;
             }
             self.dispatch(&mut sends, taken);
             if let Some(d) = deadline {
@@ -165,6 +182,12 @@ impl Agent {
                 }
             }
             let wake = self.next_wake();
+            let wake = match dirty {
+                true => Some(wake.map_or(self.saved_at + self.checkpoint_interval, |w| {
+                    w.min(self.saved_at + self.checkpoint_interval)
+                })),
+                false => wake,
+            };
             let stop_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
             tokio::select! {
                 _ = tick.tick(), if deadline.is_none() && scraping.is_none() => {
@@ -190,6 +213,7 @@ impl Agent {
                         Err(e) => tracing::error!(error = %e, "a send task failed"),
                     }
                     dirty = true;
+                    acked = true;
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or(stop_at)), if wake.is_some() => {}
                 _ = &mut shutdown, if deadline.is_none() => {
@@ -356,6 +380,7 @@ impl Agent {
     }
 
     fn save(&mut self) {
+        self.saved_at = Instant::now();
         let sinks: BTreeMap<&str, _> = self
             .slots
             .iter()

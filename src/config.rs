@@ -81,12 +81,18 @@ impl Default for SourceConfig {
 pub struct StateConfig {
     /// The checkpoint file.
     pub path: PathBuf,
+    /// The least time between two checkpoints written for scrapes and acknowledgements
+    /// alone; `0s` writes one after every scrape. The write-ahead checkpoint before a send
+    /// and the last one at shutdown are always written.
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         Self {
             path: "/var/lib/tailship/state.json".into(),
+            interval: Duration::from_secs(10),
         }
     }
 }
@@ -309,6 +315,12 @@ impl Config {
             bail!(
                 "[source] series_ttl = {:?}: must be at most 30 days",
                 s.series_ttl
+            );
+        }
+        if self.state.interval > MAX_INTERVAL {
+            bail!(
+                "[state] interval = {:?}: must be at most 1h",
+                self.state.interval
             );
         }
         if self.shutdown.flush_timeout > MAX_FLUSH_TIMEOUT {
@@ -628,6 +640,16 @@ mod tests {
                 "[source]\ninterval = \"99999999999999999999999s\"\n[sinks.stdout]",
                 &[],
                 "interval",
+            ),
+            (
+                "[state]\ninterval = \"2h\"\n[sinks.stdout]",
+                &[],
+                "[state] interval",
+            ),
+            (
+                "[state]\ninterval = \"soon\"\n[sinks.stdout]",
+                &[],
+                "interval = \"soon\"",
             ),
             (
                 "[shutdown]\nflush_timeout = \"999999999s\"\n[sinks.stdout]",

@@ -310,7 +310,7 @@ fn write_config(dir: &Path, socket: &Path, sinks: &str) -> (PathBuf, PathBuf) {
     let state = dir.join("state.json");
     let text = format!(
         "[source]\nkind = \"localapi\"\nsocket = {socket:?}\ninterval = \"200ms\"\ntimeout = \"2s\"\n\
-         [state]\npath = {state:?}\n[http]\nlisten = \"127.0.0.1:0\"\n\
+         [state]\npath = {state:?}\ninterval = \"1s\"\n[http]\nlisten = \"127.0.0.1:0\"\n\
          [delivery]\nbackoff_min = \"100ms\"\nbackoff_max = \"2s\"\nmax_in_flight = 4\n\
          [shutdown]\nflush_timeout = \"1s\"\n{sinks}",
         socket = socket.display().to_string(),

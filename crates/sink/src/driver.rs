@@ -84,7 +84,7 @@ pub struct Driver {
     limits: Limits,
     values: Values,
     config: DriverConfig,
-    queues: HashMap<Arc<Series>, Queue>,
+    queues: HashMap<Arc<Series>, Queue, foldhash::fast::RandomState>,
     /// Series that may have something to send, in arrival order.
     ready: VecDeque<Arc<Series>>,
     in_flight: HashMap<u64, Vec<Point>>,
@@ -112,7 +112,7 @@ impl Driver {
             limits,
             values: sink.values(),
             config,
-            queues: HashMap::new(),
+            queues: HashMap::default(),
             ready: VecDeque::new(),
             in_flight: HashMap::new(),
             next_id: 0,

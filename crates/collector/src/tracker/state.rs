@@ -8,6 +8,10 @@ use tailship_model::{Series, Timestamp};
 use crate::TargetInfo;
 use crate::catalog::Kind;
 
+/// The maps of the tracker: foldhash, seeded per process. The keys come from the local
+/// tailscaled; SipHash's stronger flooding resistance is not worth its cost per scrape here.
+pub(super) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Marks an unused slot in [`RawState::outs`].
 pub(super) const NO_OUTPUT: u32 = u32::MAX;
 
@@ -24,12 +28,12 @@ pub struct TrackerState {
     pub(super) capped: bool,
     /// Raw series by canonical key (`family{label="value",...}`).
     #[serde(with = "entries")]
-    pub(super) raw: HashMap<Box<str>, RawState>,
+    pub(super) raw: Map<Box<str>, RawState>,
     /// Published series; a raw series refers to them by index. Evicted slots are `None`.
     pub(super) outputs: Vec<Option<Output>>,
     /// Published series by identity, rebuilt from `outputs`.
     #[serde(skip)]
-    pub(super) index: HashMap<Arc<Series>, u32>,
+    pub(super) index: Map<Arc<Series>, u32>,
     /// Evicted slots of `outputs`, reused first; rebuilt from `outputs`.
     #[serde(skip)]
     pub(super) free: Vec<u32>,
@@ -155,20 +159,21 @@ impl TrackerState {
 /// a list keeps the format independent of the map type).
 mod entries {
     use std::collections::HashMap;
-    use std::hash::Hash;
+    use std::hash::{BuildHasher, Hash};
 
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
-        map: &HashMap<K, V>,
+    pub fn serialize<K: Serialize, V: Serialize, H, S: Serializer>(
+        map: &HashMap<K, V, H>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
         s.collect_seq(map.iter())
     }
 
-    pub fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
     where
         K: Deserialize<'de> + Eq + Hash,
+        H: BuildHasher + Default,
         V: Deserialize<'de>,
         D: Deserializer<'de>,
     {
