@@ -77,6 +77,18 @@ struct Queue {
     reaffirmed: bool,
 }
 
+/// A round of a running-total sink with a spacing: every series due goes in it, so that
+/// series that began a scrape apart (gauges from the first scrape, counters from the second,
+/// a series that appeared later) share requests instead of keeping their own phase for ever.
+/// A round opens with the first point whose end is at least the spacing after the previous
+/// round opened (every series sent then is spaced by then) and closes once nothing more can
+/// go; a series that was not due in it waits for the next one.
+#[derive(Clone, Copy, Debug)]
+struct Round {
+    opened: Timestamp,
+    open: bool,
+}
+
 /// Pending state and outcomes of one sink.
 #[derive(Debug)]
 pub struct Driver {
@@ -94,6 +106,8 @@ pub struct Driver {
     paused: bool,
     /// See [`Driver::next_due`].
     next_due: Option<Timestamp>,
+    /// Running totals with a spacing go out in rounds (see [`Round`]).
+    round: Option<Round>,
     stats: Stats,
 }
 
@@ -120,6 +134,7 @@ impl Driver {
             backoff: None,
             paused: false,
             next_due: None,
+            round: None,
             stats: Stats::default(),
         }
     }
@@ -243,6 +258,11 @@ impl Driver {
         }
         let mut due: Option<Timestamp> = None;
         let mut points = Vec::new();
+        let rounds = self.values == Values::Totals && !self.limits.min_spacing.is_zero();
+        let mut round_open = self.round.is_some_and(|r| r.open);
+        let threshold = self
+            .round
+            .map(|r| r.opened.saturating_add(self.limits.min_spacing));
         let mut bytes = 0usize;
         let mut rotations = self.ready.len();
         'series: while rotations > 0 && points.len() < self.limits.max_points {
@@ -299,12 +319,40 @@ impl Driver {
                         None => {}
                     }
                 }
+                let Some(front_end) = queue.buckets.front().map(Value::end) else {
+                    break;
+                };
+                if rounds && spaced && !round_open {
+                    // A total older than the round threshold (retried, or of a series that
+                    // went quiet) is still the total once the threshold has passed.
+                    let held = match threshold {
+                        Some(t) if front_end < t => {
+                            now < t || !queue.buckets.front_mut().is_some_and(|f| f.restamp(now))
+                        }
+                        _ => false,
+                    };
+                    match threshold {
+                        Some(t) if held => {
+                            if now < t {
+                                due = Some(due.map_or(t, |d| d.min(t)));
+                            }
+                            spaced = false;
+                        }
+                        _ => {
+                            round_open = true;
+                            self.round = Some(Round {
+                                opened: now,
+                                open: true,
+                            });
+                        }
+                    }
+                }
                 let Some(front) = queue.buckets.front() else {
                     break;
                 };
                 if !closed || !spaced {
                     // An open bucket is due when it closes; a point held back by the
-                    // spacing only becomes sendable when a newer scrape moves its end.
+                    // spacing or the round is due when they pass (set above).
                     if let (false, Some(w)) = (closed, self.limits.bucket) {
                         let at = front.bucket().saturating_add(w);
                         due = Some(due.map_or(at, |d| d.min(at)));
@@ -353,6 +401,10 @@ impl Driver {
         }
         self.next_due = due;
         if points.is_empty() {
+            // Nothing more can go: the round is over.
+            if let Some(r) = &mut self.round {
+                r.open = false;
+            }
             return None;
         }
         let id = self.next_id;
@@ -539,19 +591,19 @@ impl Driver {
 
     /// Everything not yet acknowledged, in flight included, for the checkpoint.
     pub fn state(&self) -> DriverState {
+        // In-flight points by series, gathered in one pass (not one pass per series: at
+        // 10k series in flight that was 10^8 comparisons per checkpoint).
+        let mut flying: HashMap<&Series, Vec<Value>, foldhash::fast::RandomState> =
+            HashMap::default();
+        for p in self.in_flight.values().flatten() {
+            flying.entry(&*p.series).or_default().push(p.value.clone());
+        }
         let mut series = Vec::new();
         for (s, q) in &self.queues {
-            let mut buckets: Vec<Value> = Vec::new();
-            if q.in_flight {
-                for points in self.in_flight.values() {
-                    buckets.extend(
-                        points
-                            .iter()
-                            .filter(|p| &p.series == s)
-                            .map(|p| p.value.clone()),
-                    );
-                }
-            }
+            let mut buckets: Vec<Value> = match q.in_flight {
+                true => flying.remove(&**s).unwrap_or_default(),
+                false => Vec::new(),
+            };
             let in_flight = buckets.len();
             buckets.extend(q.buckets.iter().cloned());
             if buckets.is_empty() && q.last_sent.is_none() {

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::oneshot;
 
+use crate::Arrival;
 pub use request::{Datum, PutRequest, StatisticSet};
 
 /// The path of the operation, as the SDK sends it.
@@ -46,6 +47,10 @@ pub(crate) struct State {
     /// How long to wait before answering a request it accepted.
     answer_delay: Duration,
     accepted: Vec<PutRequest>,
+    /// Whether accepted requests are left out of `accepted` (a long run at many series).
+    forget_accepted: bool,
+    /// Every PutMetricData judged, in order.
+    arrivals: Vec<Arrival>,
     /// Every refusal: (HTTP status, error code, message).
     refused: Vec<(u16, String, String)>,
 }
@@ -55,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// PutMetricData requests received, whatever became of them.
     pub(crate) requests: AtomicU64,
+    /// TCP connections accepted.
+    pub(crate) connections: AtomicU64,
 }
 
 impl Shared {
@@ -130,6 +137,28 @@ impl FakeCloudWatch {
     /// PutMetricData requests received so far, accepted or not.
     pub fn requests(&self) -> u64 {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far: a client that keeps its connections alive opens
+    /// few, whatever the number of requests.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every PutMetricData judged so far, accepted or refused, oldest first: when it came,
+    /// its datums and their newest timestamp. Kept whatever
+    /// [`FakeCloudWatch::set_keep_accepted`] says (a few words per request).
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.shared.state().arrivals.clone()
+    }
+
+    /// Whether accepted requests are kept for [`FakeCloudWatch::accepted`],
+    /// [`FakeCloudWatch::datums`] and [`FakeCloudWatch::sums`] (the default). Off, they are
+    /// judged and answered as before but not kept, so that a long run at many series does
+    /// not grow the fake's memory with every datum; [`FakeCloudWatch::arrivals`] still
+    /// records each request.
+    pub fn set_keep_accepted(&self, keep: bool) {
+        self.shared.state().forget_accepted = !keep;
     }
 
     /// Every accepted request, oldest first.

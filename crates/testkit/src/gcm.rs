@@ -16,6 +16,8 @@ use std::time::Duration;
 pub use gcloud_sdk::tonic::Code;
 use tokio::sync::oneshot;
 
+use crate::Arrival;
+
 pub use metadata::{Ec2Identity, FakeInstanceMetadata, GceIdentity};
 
 /// One time series: metric type and labels, monitored resource type and labels.
@@ -99,6 +101,12 @@ pub(crate) struct State {
     pub outage: Option<Code>,
     /// How long to wait before answering a `CreateTimeSeries` (after writing its points).
     pub answer_delay: Duration,
+    /// Whether only the newest point of each series is kept (what the rules need).
+    pub last_only: bool,
+    /// Every `CreateTimeSeries` call, in order, as it arrived.
+    pub arrivals: Vec<Arrival>,
+    /// TCP connections accepted.
+    pub connections: u64,
 }
 
 /// The fake `MetricService`. Runs on its own thread and runtime, so it serves in-process
@@ -173,6 +181,25 @@ impl FakeMetricService {
     /// Every `CreateTimeSeries` call so far, in order.
     pub fn requests(&self) -> Vec<GcmRequest> {
         self.state().requests.clone()
+    }
+
+    /// Every `CreateTimeSeries` call so far, oldest first: when it came, its time series,
+    /// whether all were written, and the newest end time among them.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.state().arrivals.clone()
+    }
+
+    /// TCP connections accepted so far (gRPC keeps one alive for every call).
+    pub fn connections(&self) -> u64 {
+        self.state().connections
+    }
+
+    /// Whether every accepted point is kept for [`FakeMetricService::stored`] and
+    /// [`FakeMetricService::increase`] (the default), or only the newest of each series,
+    /// which is all the write rules need: a long run at many series then costs the fake
+    /// memory per series, not per point.
+    pub fn set_keep_history(&self, keep: bool) {
+        self.state().last_only = !keep;
     }
 
     /// Every point refused for breaking a rule (injected partial failures included).

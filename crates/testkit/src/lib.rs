@@ -9,6 +9,8 @@
 //! This is test code: setup failures (a port that cannot be bound, a poisoned lock) panic
 //! with a message instead of returning errors.
 
+#[cfg(any(feature = "cloudwatch", feature = "gcm"))]
+mod arrival;
 #[cfg(feature = "cloudwatch")]
 mod cloudwatch;
 #[cfg(feature = "gcm")]
@@ -16,6 +18,8 @@ mod gcm;
 mod sim;
 mod tailscaled;
 
+#[cfg(any(feature = "cloudwatch", feature = "gcm"))]
+pub use arrival::Arrival;
 #[cfg(feature = "cloudwatch")]
 pub use cloudwatch::{
     Datum, FakeCloudWatch, Fault, PUT_METRIC_DATA_PATH, PutRequest, StatisticSet,

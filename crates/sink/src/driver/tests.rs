@@ -848,3 +848,62 @@ proptest! {
         prop_assert!(sim.max_pending <= 10 * 5 + 7 * 4);
     }
 }
+
+/// Running totals of series that began a scrape apart (gauges from the baseline scrape,
+/// counters from the next, a series that appears later) end up in one request per spacing
+/// period, not one per phase.
+#[test]
+fn running_totals_of_every_phase_share_one_round() {
+    let limits = Limits {
+        max_points: 200,
+        min_spacing: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let mut sim = Sim::new(limits, Values::Totals, 6);
+    let started = sim.now;
+    let mut requests: Vec<(Duration, usize)> = Vec::new();
+    for second in 0..60u64 {
+        // Series 0-2 from the first scrape, 3-4 from the second, 5 from the seventh.
+        let live = match second {
+            0 => 3,
+            1..=6 => 5,
+            _ => 6,
+        };
+        let points: Vec<CounterPoint> = (0..live)
+            .map(|i| {
+                sim.cumulative[i] += 1;
+                CounterPoint {
+                    series: series(i),
+                    start: sim.starts[i],
+                    end: sim.now,
+                    delta: 1,
+                    cumulative: sim.cumulative[i],
+                }
+            })
+            .collect();
+        sim.driver.push(&sim.sink, &points, &[], sim.now);
+        let at = sim.now.since(started);
+        sim.flush(false, |_, p| {
+            requests.push((at, p.len()));
+            Ok(Report::default())
+        });
+        sim.advance(Duration::from_secs(1));
+    }
+    // After the phases have met, every request carries all six series, 10 s apart.
+    let settled: Vec<_> = requests
+        .iter()
+        .filter(|(at, _)| *at >= Duration::from_secs(30))
+        .collect();
+    assert!(!settled.is_empty());
+    assert!(
+        settled.iter().all(|(_, n)| *n == 6),
+        "one request per round: {requests:?}"
+    );
+    for pair in settled.windows(2) {
+        assert_eq!(
+            pair[1].0 - pair[0].0,
+            Duration::from_secs(10),
+            "{requests:?}"
+        );
+    }
+}

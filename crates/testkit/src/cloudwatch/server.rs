@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::io::Read as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE};
@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 
 use super::rules::{Refusal, judge};
 use super::{FakeCloudWatch, Fault, PUT_METRIC_DATA_PATH, PutRequest, Shared};
+use crate::Arrival;
 
 pub(super) fn run(tcp: std::net::TcpListener, shared: Arc<Shared>, stopped: oneshot::Receiver<()>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -29,6 +30,7 @@ pub(super) fn run(tcp: std::net::TcpListener, shared: Arc<Shared>, stopped: ones
         let tcp = tokio::net::TcpListener::from_std(tcp).expect("register the listener");
         let accept = async {
             while let Ok((stream, _)) = tcp.accept().await {
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
@@ -62,6 +64,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         });
     }
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    let at = SystemTime::now();
     let headers = request.headers().clone();
     let header = |name| {
         headers
@@ -77,6 +80,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
             "expected smithy-protocol: rpc-v2-cbor and Content-Type: application/cbor".to_owned();
         return record(
             shared,
+            at,
             Refusal {
                 status: 400,
                 code: "MalformedInput",
@@ -92,6 +96,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         let message = "Request is missing Authentication Token".to_owned();
         return record(
             shared,
+            at,
             Refusal {
                 status: 403,
                 code: "MissingAuthenticationToken",
@@ -135,7 +140,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
                 message: "User: arn:aws:iam::000000000000:user/test is not authorized to perform: cloudwatch:PutMetricData".into(),
             },
         };
-        return record(shared, refusal);
+        return record(shared, at, refusal);
     }
     let gzip = header(CONTENT_ENCODING.as_str())
         .split(',')
@@ -149,6 +154,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
             let message = "Content-Encoding: gzip, but the body is not gzip".to_owned();
             return record(
                 shared,
+                at,
                 Refusal {
                     status: 400,
                     code: "MalformedInput",
@@ -162,18 +168,32 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     };
     match judge(&cbor, now) {
         Ok((namespace, datums, diagnostic)) => {
+            let newest = datums
+                .iter()
+                .filter_map(|d| d.timestamp)
+                .reduce(f64::max)
+                .and_then(|t| Duration::try_from_secs_f64(t).ok())
+                .map(|t| UNIX_EPOCH + t);
             let answer_delay = {
                 let mut state = shared.state();
                 let answer_delay = state.answer_delay;
-                state.accepted.push(PutRequest {
-                    namespace,
-                    datums,
-                    gzip,
-                    wire_bytes: body.len(),
-                    cbor_bytes: cbor.len(),
-                    diagnostic,
-                    answer_delay,
+                state.arrivals.push(Arrival {
+                    at,
+                    points: datums.len(),
+                    accepted: true,
+                    newest,
                 });
+                if !state.forget_accepted {
+                    state.accepted.push(PutRequest {
+                        namespace,
+                        datums,
+                        gzip,
+                        wire_bytes: body.len(),
+                        cbor_bytes: cbor.len(),
+                        diagnostic,
+                        answer_delay,
+                    });
+                }
                 answer_delay
             };
             if !answer_delay.is_zero() {
@@ -185,16 +205,25 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
                 .body(Full::new(Bytes::from_static(&[0xa0])))
                 .expect("static headers are valid")
         }
-        Err(refusal) => record(shared, refusal),
+        Err(refusal) => record(shared, at, refusal),
     }
 }
 
-fn record(shared: &Shared, refusal: Refusal) -> Response<Full<Bytes>> {
-    shared.state().refused.push((
+/// Keeps a refusal (and the request's arrival), then answers it.
+fn record(shared: &Shared, at: SystemTime, refusal: Refusal) -> Response<Full<Bytes>> {
+    let mut state = shared.state();
+    state.arrivals.push(Arrival {
+        at,
+        points: 0,
+        accepted: false,
+        newest: None,
+    });
+    state.refused.push((
         refusal.status,
         refusal.code.to_owned(),
         refusal.message.clone(),
     ));
+    drop(state);
     refuse(&refusal)
 }
 

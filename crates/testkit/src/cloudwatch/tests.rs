@@ -3,6 +3,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ciborium::Value;
 
 use super::rules::judge;
+use super::{FakeCloudWatch, PUT_METRIC_DATA_PATH};
 
 const NOW: u64 = 1_700_000_000;
 
@@ -189,4 +190,89 @@ fn the_size_limit_is_on_the_decompressed_body() {
         judge(&bytes, now()).map(|_| ()).map_err(|r| r.status),
         Err(413)
     );
+}
+
+/// One PutMetricData over `stream` (HTTP/1.1, kept alive), signed as the SDK signs; the
+/// answer's status.
+fn post(stream: &mut std::net::TcpStream, body: &[u8]) -> u16 {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let head = format!(
+        "POST {PUT_METRIC_DATA_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nsmithy-protocol: rpc-v2-cbor\r\n\
+         Content-Type: application/cbor\r\nContent-Length: {}\r\n\
+         Authorization: AWS4-HMAC-SHA256 Credential=AKID/20231114/us-east-1/monitoring/aws4_request, SignedHeaders=host, Signature=00\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write the head");
+    stream.write_all(body).expect("write the body");
+    let mut reader = BufReader::new(stream);
+    let (mut status, mut length) = (0, 0);
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read the answer");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("HTTP/1.1 ") {
+            status = rest[..3].parse().expect("a status");
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().expect("a length");
+        }
+    }
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer).expect("read the body");
+    status
+}
+
+#[test]
+fn arrivals_and_connections_are_counted_and_accepted_requests_may_be_let_go() {
+    let fake = FakeCloudWatch::start();
+    fake.set_now(Some(now()));
+    let body = map(vec![
+        ("Namespace", "Tailscale".into()),
+        (
+            "MetricData",
+            Value::Array(vec![
+                datum(|d| set(d, "Timestamp", Some(ts(NOW as f64 - 120.0)))),
+                datum(|_| {}),
+            ]),
+        ),
+    ]);
+    let mut bytes = Vec::new();
+    ciborium::into_writer(&body, &mut bytes).unwrap();
+    let addr = fake.endpoint().trim_start_matches("http://").to_owned();
+    let mut first = std::net::TcpStream::connect(&addr).unwrap();
+    assert_eq!(post(&mut first, &bytes), 200);
+    assert_eq!(
+        post(&mut first, &bytes),
+        200,
+        "the same connection, kept alive"
+    );
+    fake.set_keep_accepted(false);
+    let mut second = std::net::TcpStream::connect(&addr).unwrap();
+    assert_eq!(post(&mut second, &bytes), 200);
+    assert_eq!(post(&mut second, b"not CBOR"), 400);
+
+    assert_eq!(fake.connections(), 2);
+    assert_eq!(fake.requests(), 4);
+    assert_eq!(fake.accepted().len(), 2, "the third was judged, not kept");
+    let arrivals = fake.arrivals();
+    let seen: Vec<(usize, bool, Option<SystemTime>)> = arrivals
+        .iter()
+        .map(|a| (a.points, a.accepted, a.newest))
+        .collect();
+    let bucket = Some(UNIX_EPOCH + Duration::from_secs(NOW - 60));
+    assert_eq!(
+        seen,
+        [
+            (2, true, bucket),
+            (2, true, bucket),
+            (2, true, bucket),
+            (0, false, None)
+        ]
+    );
+    assert!(arrivals.windows(2).all(|w| w[0].at <= w[1].at));
 }

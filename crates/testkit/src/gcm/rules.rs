@@ -115,7 +115,11 @@ pub(super) fn apply(
             };
             (kind, value_type(&point.value) as i32, ts.unit.clone())
         });
-        state.series.entry(series).or_default().push(point);
+        let points = state.series.entry(series).or_default();
+        if state.last_only {
+            points.clear();
+        }
+        points.push(point);
         out.written += 1;
     }
     out

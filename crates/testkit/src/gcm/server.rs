@@ -7,6 +7,7 @@ use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gcloud_sdk::google::api::{LabelDescriptor, MonitoredResourceDescriptor};
 use gcloud_sdk::google::monitoring::v3::create_time_series_summary::Error as SummaryError;
@@ -17,6 +18,7 @@ use gcloud_sdk::google::rpc::{RetryInfo, Status as RpcStatus};
 use gcloud_sdk::prost::Message as _;
 use gcloud_sdk::prost_types::{Any, Duration as ProtoDuration};
 use gcloud_sdk::tonic::body::Body;
+use gcloud_sdk::tonic::codegen::tokio_stream::StreamExt as _;
 use gcloud_sdk::tonic::codegen::{Bytes, Service, http};
 use gcloud_sdk::tonic::server::{Grpc, NamedService, UnaryService};
 use gcloud_sdk::tonic::transport::Server;
@@ -27,6 +29,7 @@ use tonic_prost::ProstCodec;
 
 use super::rules;
 use super::{GcmFault, GcmRequest, State};
+use crate::Arrival;
 
 type Shared = Arc<Mutex<State>>;
 
@@ -40,8 +43,16 @@ pub(super) fn run(listener: std::net::TcpListener, state: Shared, stopped: onesh
         // Not a graceful shutdown: that would wait for clients to hang up, and a client on
         // a test's runtime cannot while the test drops the fake. Dropping the runtime ends
         // every connection.
-        let serve = Server::builder()
-            .serve_with_incoming(MetricService(state), TcpIncoming::from(listener));
+        let incoming = TcpIncoming::from(listener).map({
+            let state = Arc::clone(&state);
+            move |accepted| {
+                if accepted.is_ok() {
+                    lock(&state).connections += 1;
+                }
+                accepted
+            }
+        });
+        let serve = Server::builder().serve_with_incoming(MetricService(state), incoming);
         tokio::select! {
             _ = stopped => {}
             _ = serve => {}
@@ -130,10 +141,32 @@ impl UnaryService<CreateTimeSeriesRequest> for Create {
     type Future = Pin<Box<dyn Future<Output = Result<Response<()>, Status>> + Send>>;
 
     fn call(&mut self, request: Request<CreateTimeSeriesRequest>) -> Self::Future {
+        let at = SystemTime::now();
+        let request = request.into_inner();
+        let newest = request
+            .time_series
+            .iter()
+            .flat_map(|ts| &ts.points)
+            .filter_map(|p| p.interval.as_ref()?.end_time.as_ref())
+            .filter_map(|t| {
+                let since =
+                    Duration::new(u64::try_from(t.seconds).ok()?, u32::try_from(t.nanos).ok()?);
+                Some(UNIX_EPOCH + since)
+            })
+            .max();
+        let points = request.time_series.len();
         let (answer, delay) = {
             let mut state = lock(&self.0);
             let delay = state.answer_delay;
-            (create(&mut state, request.into_inner()), delay)
+            let answer = create(&mut state, request);
+            let accepted = state.requests.last().is_some_and(|r| r.code == Code::Ok);
+            state.arrivals.push(Arrival {
+                at,
+                points,
+                accepted,
+                newest,
+            });
+            (answer, delay)
         };
         Box::pin(async move {
             if !delay.is_zero() {

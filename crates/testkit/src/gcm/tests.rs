@@ -275,3 +275,57 @@ async fn resource_descriptors_are_served() {
         .expect_err("denied");
     assert_eq!(denied.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn arrivals_and_connections_are_counted_and_history_may_be_let_go() {
+    let fake = FakeMetricService::start();
+    let x = "tailscale.bytes.sent.total";
+    let request = |series| CreateTimeSeriesRequest {
+        name: "projects/p".into(),
+        time_series: series,
+    };
+    let mut client = MetricServiceClient::connect(fake.endpoint())
+        .await
+        .expect("connect");
+    let two = vec![
+        cumulative(x, "derp", 60_000, 50_000, 10),
+        cumulative(x, "direct_ipv4", 60_000, 50_000, 1),
+    ];
+    client.create_time_series(request(two)).await.expect("both");
+    fake.set_keep_history(false);
+    let newer = vec![cumulative(x, "derp", 60_000, 30_000, 20)];
+    client
+        .create_time_series(request(newer))
+        .await
+        .expect("newer");
+    // A second connection, and a point older than the newest kept: still refused.
+    check(
+        &fake,
+        vec![cumulative(x, "derp", 60_000, 40_000, 30)],
+        "partial 0/1",
+    )
+    .await;
+
+    assert_eq!(fake.connections(), 2);
+    let arrivals = fake.arrivals();
+    let ago = |ms: i64| Some(UNIX_EPOCH + std::time::Duration::from_millis((now() - ms) as u64));
+    let seen: Vec<_> = arrivals
+        .iter()
+        .map(|a| (a.points, a.accepted, a.newest))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (2, true, ago(50_000)),
+            (1, true, ago(30_000)),
+            (1, false, ago(40_000))
+        ]
+    );
+    assert!(arrivals.windows(2).all(|w| w[0].at <= w[1].at));
+    let counts: Vec<usize> = fake.stored().values().map(Vec::len).collect();
+    assert_eq!(
+        counts,
+        [1, 1],
+        "only the newest point of each series is kept"
+    );
+}
