@@ -750,8 +750,8 @@ def details(t, p):
         scrapes = own.get("tailship_scrapes_total")
         per = f", {writes / scrapes:.2f} per scrape" if writes and scrapes else ""
         count = f"; {writes:.0f} writes in the window{per}" if writes is not None else ""
-        out.append(f"tailship checkpoint: {t['checkpoint_bytes']:,} bytes, written after every "
-                   f"scrape and every send{count}")
+        out.append(f"tailship checkpoint: {t['checkpoint_bytes']:,} bytes, written before "
+                   f"each send, after a round of answers, else every [state] interval{count}")
     out.append("tailship largest mappings: " + ", ".join(
         f"{name} {mib(n)}" for name, n in t["largest_mappings"]))
     out.append("tailship threads: " + ", ".join(

@@ -80,12 +80,14 @@ struct Queue {
 /// A round of a running-total sink with a spacing: every series due goes in it, so that
 /// series that began a scrape apart (gauges from the first scrape, counters from the second,
 /// a series that appeared later) share requests instead of keeping their own phase for ever.
-/// A round opens with the first point whose end is at least the spacing after the previous
-/// round opened (every series sent then is spaced by then) and closes once nothing more can
-/// go; a series that was not due in it waits for the next one.
+/// A round opens with the first point whose end is at least the spacing after the newest
+/// point of the previous round (every series sent then is spaced by then: points end at
+/// scrapes, so rounds follow the scrapes, not the clock of the loop) and closes once nothing
+/// more can go; a series that was not due in it waits for the next one.
 #[derive(Clone, Copy, Debug)]
 struct Round {
-    opened: Timestamp,
+    /// The newest end among the points handed out in the round.
+    newest: Timestamp,
     open: bool,
 }
 
@@ -262,7 +264,7 @@ impl Driver {
         let mut round_open = self.round.is_some_and(|r| r.open);
         let threshold = self
             .round
-            .map(|r| r.opened.saturating_add(self.limits.min_spacing));
+            .map(|r| r.newest.saturating_add(self.limits.min_spacing));
         let mut bytes = 0usize;
         let mut rotations = self.ready.len();
         'series: while rotations > 0 && points.len() < self.limits.max_points {
@@ -311,11 +313,16 @@ impl Driver {
                     // been written, or that was refused) is still the total when the spacing
                     // has passed: it goes then, restamped, even if no newer scrape comes
                     // (its series may have vanished).
+                    // Not as soon as the spacing has passed: a newer scrape is likely due
+                    // then, and carries the total with the rest of its round.
                     match next_at {
-                        Some(at) if at <= now => {
+                        Some(at) if at.saturating_add(spacing) <= now => {
                             spaced = queue.buckets.front_mut().is_some_and(|f| f.restamp(now));
                         }
-                        Some(at) => due = Some(due.map_or(at, |d| d.min(at))),
+                        Some(at) => {
+                            let at = at.saturating_add(spacing);
+                            due = Some(due.map_or(at, |d| d.min(at)));
+                        }
                         None => {}
                     }
                 }
@@ -327,21 +334,23 @@ impl Driver {
                     // went quiet) is still the total once the threshold has passed.
                     let held = match threshold {
                         Some(t) if front_end < t => {
-                            now < t || !queue.buckets.front_mut().is_some_and(|f| f.restamp(now))
+                            now < t.saturating_add(spacing)
+                                || !queue.buckets.front_mut().is_some_and(|f| f.restamp(now))
                         }
                         _ => false,
                     };
                     match threshold {
                         Some(t) if held => {
-                            if now < t {
-                                due = Some(due.map_or(t, |d| d.min(t)));
+                            let at = t.saturating_add(spacing);
+                            if now < at {
+                                due = Some(due.map_or(at, |d| d.min(at)));
                             }
                             spaced = false;
                         }
                         _ => {
                             round_open = true;
                             self.round = Some(Round {
-                                opened: now,
+                                newest: Timestamp::from_millis(0),
                                 open: true,
                             });
                         }
@@ -385,6 +394,9 @@ impl Driver {
                 queue.buckets.pop_front();
                 self.pending_points -= 1;
                 bytes += size;
+                if let (true, Some(r)) = (rounds, &mut self.round) {
+                    r.newest = r.newest.max(point.value.end());
+                }
                 points.push(point);
                 took += 1;
                 if !self.limits.many_points_per_series {

@@ -434,12 +434,13 @@ fn a_refused_running_total_of_a_quiet_series_is_sent_again_once() {
     };
     assert_eq!(sim.flush(false, |_, p| refuse_one(&mut sent, p)), 1);
     let first_end = sent[0].value.end();
-    // No scrape brings a newer point; before the spacing, nothing goes.
-    sim.advance(Duration::from_secs(9));
+    // No scrape brings a newer point: it goes once a newer scrape could have carried it
+    // (the spacing, and one more for that scrape), not before.
+    sim.advance(Duration::from_secs(19));
     assert_eq!(sim.flush(false, ok), 0);
     assert_eq!(
         sim.driver.next_due(),
-        Some(first_end.saturating_add(Duration::from_secs(10))),
+        Some(first_end.saturating_add(Duration::from_secs(20))),
         "the caller is told when to come back"
     );
     sim.advance(Duration::from_secs(1));
@@ -467,16 +468,17 @@ fn a_refused_running_total_of_a_quiet_series_is_sent_again_once() {
     sim.scrape(1);
     sent.clear();
     assert_eq!(sim.flush(false, |_, p| refuse_one(&mut sent, p)), 1);
-    sim.advance(Duration::from_secs(10));
+    sim.advance(Duration::from_secs(20));
     assert_eq!(sim.flush(false, |_, p| refuse_one(&mut sent, p)), 1);
-    sim.advance(Duration::from_secs(10));
+    sim.advance(Duration::from_secs(20));
     assert_eq!(sim.flush(false, ok), 0, "sent once more, then given up");
     assert_eq!(sim.driver.pending_points(), 0);
     assert_eq!(sim.driver.stats().points_dropped["invalid_labels"], 3);
 }
 
 /// A running total restored from the checkpoint as in flight (maybe written) is held back
-/// by the spacing, then goes restamped although no newer scrape comes.
+/// by the spacing, then (a scrape later at most) goes restamped although no newer scrape
+/// comes.
 #[test]
 fn a_restored_running_total_goes_after_the_spacing_without_a_newer_scrape() {
     let limits = Limits {
@@ -495,6 +497,12 @@ fn a_restored_running_total_goes_after_the_spacing_without_a_newer_scrape() {
         restarted.flush(false, ok),
         0,
         "may have been written: spaced"
+    );
+    restarted.advance(Duration::from_secs(10));
+    assert_eq!(
+        restarted.flush(false, ok),
+        0,
+        "a newer scrape may still come"
     );
     restarted.advance(Duration::from_secs(10));
     let mut sent: Vec<Point> = Vec::new();
