@@ -5,14 +5,14 @@
 //! the requests themselves run as separate tasks, so one slow or failing sink never delays
 //! another or the scrapes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tailship_collector::{Fetched, Observation, Source, SourceError, Tracker};
 use tailship_model::Timestamp;
-use tailship_sink::{Driver, Next, Report, Sink, SinkError};
+use tailship_sink::{Driver, DriverConfig, Next, Report, Sink, SinkError};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -27,10 +27,14 @@ struct Slot {
     sink: DynSink,
     driver: Driver,
     retry_at: Option<Instant>,
+    /// Batches taken from the driver (in flight in the checkpoint), not sent yet: a round of
+    /// sends is recorded by one write-ahead checkpoint, then goes out `max_in_flight` at a
+    /// time (one checkpoint per taken batch was 13 writes of 9 MB per Cloud Monitoring
+    /// round at 10k series).
+    waiting: VecDeque<u64>,
+    /// Requests of this sink under way.
+    running: usize,
 }
-
-/// Batches taken from the drivers and not sent yet: (slot, batch id, the request).
-type Taken = Vec<(usize, u64, tailship_sink::SendFuture)>;
 
 /// How many restored in-flight points are logged one by one, per sink.
 const LOGGED_IN_FLIGHT: usize = 50;
@@ -44,6 +48,8 @@ pub struct Agent {
     store: Store,
     telemetry: Arc<Telemetry>,
     interval: Duration,
+    /// Requests per sink under way at most (`[delivery] max_in_flight`).
+    max_in_flight: usize,
     /// See [`crate::config::StateConfig::interval`].
     checkpoint_interval: Duration,
     /// When the last checkpoint was written (or tried).
@@ -96,7 +102,15 @@ impl Agent {
         let slots = sinks
             .into_iter()
             .map(|sink| {
-                let mut driver = Driver::new(&*sink, config.driver());
+                // The agent bounds the requests under way (`dispatch`); the driver hands
+                // out every batch that may go, so that one checkpoint records a round.
+                let mut driver = Driver::new(
+                    &*sink,
+                    DriverConfig {
+                        max_in_flight: usize::MAX,
+                        ..config.driver()
+                    },
+                );
                 if let Some(state) = saved.remove(sink.name()) {
                     log_restored(sink.name(), &driver.restore(&*sink, state));
                 }
@@ -104,6 +118,8 @@ impl Agent {
                     sink,
                     driver,
                     retry_at: None,
+                    waiting: VecDeque::new(),
+                    running: 0,
                 }
             })
             .collect();
@@ -120,6 +136,7 @@ impl Agent {
             store,
             telemetry,
             interval: config.source.interval,
+            max_in_flight: config.delivery.max_in_flight.max(1),
             checkpoint_interval: config.state.interval,
             saved_at: Instant::now(),
             flush_timeout: config.shutdown.flush_timeout,
@@ -159,15 +176,16 @@ impl Agent {
             // shipped nothing since, so the next scrape counts the whole increase again),
             // and at 10k series one checkpoint is megabytes.
             let taken = self.take_batches(deadline.is_some());
+            let waiting = self.slots.iter().any(|s| !s.waiting.is_empty());
             let due = dirty
                 && (self.saved_at.elapsed() >= self.checkpoint_interval
-                    || (acked && sends.is_empty()));
-            if due || !taken.is_empty() {
+                    || (acked && sends.is_empty() && !waiting));
+            if due || taken > 0 {
                 self.save();
                 dirty = !self.durable;
                 acked = false;
             }
-            self.dispatch(&mut sends, taken);
+            self.dispatch(&mut sends);
             if let Some(d) = deadline {
                 // A scrape already under way finishes (within the deadline): its bytes count.
                 // Once nothing is in flight or waiting for a retry, what is still pending
@@ -176,7 +194,10 @@ impl Agent {
                 // nothing may be sent at all.
                 let idle = scraping.is_none()
                     && sends.is_empty()
-                    && self.slots.iter().all(|s| s.retry_at.is_none());
+                    && self
+                        .slots
+                        .iter()
+                        .all(|s| s.retry_at.is_none() && s.waiting.is_empty());
                 if idle || !self.durable || Instant::now() >= d {
                     break;
                 }
@@ -227,6 +248,9 @@ impl Agent {
             task.abort();
         }
         sends.abort_all();
+        for slot in &mut self.slots {
+            cancel_waiting(slot);
+        }
         let left: usize = self.slots.iter().map(|s| s.driver.pending_points()).sum();
         if left > 0 {
             tracing::warn!(
@@ -344,27 +368,38 @@ impl Agent {
     }
 
     /// Takes every batch the drivers let go now, encoded, without sending anything.
-    fn take_batches(&mut self, flush: bool) -> Taken {
-        let mut taken = Vec::new();
+    /// Takes every batch the drivers let go now, without sending or encoding anything; says
+    /// how many.
+    fn take_batches(&mut self, flush: bool) -> usize {
+        let mut taken = 0;
         let now = Timestamp::now();
-        for (i, slot) in self.slots.iter_mut().enumerate() {
+        for slot in &mut self.slots {
             while let Some(batch) = slot.driver.take_batch(&*slot.sink, now, flush) {
-                let (id, n) = (batch.id, batch.points.len());
-                let request = slot.sink.send(batch.points);
-                tracing::debug!(sink = %slot.driver.name(), points = n, "sending");
-                taken.push((i, id, request));
+                slot.waiting.push_back(batch.id);
+                taken += 1;
             }
         }
         taken
     }
 
-    /// Sends the batches taken if the checkpoint recorded them, else puts them back.
-    fn dispatch(&mut self, sends: &mut JoinSet<Sent>, taken: Taken) {
-        for (i, id, request) in taken {
-            if self.durable {
+    /// Sends waiting batches, at most `max_in_flight` per sink at a time, if the checkpoint
+    /// recorded them; else puts them all back.
+    fn dispatch(&mut self, sends: &mut JoinSet<Sent>) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if !self.durable || slot.driver.is_paused() {
+                cancel_waiting(slot);
+                continue;
+            }
+            while slot.running < self.max_in_flight
+                && let Some(id) = slot.waiting.pop_front()
+            {
+                let Some(points) = slot.driver.batch(id) else {
+                    continue;
+                };
+                tracing::debug!(sink = %slot.driver.name(), points = points.len(), "sending");
+                let request = slot.sink.send(points);
+                slot.running += 1;
                 sends.spawn(async move { (i, id, request.await) });
-            } else if let Some(slot) = self.slots.get_mut(i) {
-                slot.driver.cancel(id);
             }
         }
     }
@@ -373,8 +408,11 @@ impl Agent {
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
+        slot.running = slot.running.saturating_sub(1);
         if let Next::RetryAfter(d) = slot.driver.complete(id, result, Timestamp::now()) {
             slot.retry_at = Some(Instant::now() + d);
+            // Not sent: back with the rest, for after the delay.
+            cancel_waiting(slot);
         }
         self.publish_telemetry();
     }
@@ -425,6 +463,13 @@ impl Agent {
             })
             .collect();
         self.telemetry.update(|s| s.sinks = sinks);
+    }
+}
+
+/// Puts a sink's batches that were taken but not sent back into its driver.
+fn cancel_waiting(slot: &mut Slot) {
+    while let Some(id) = slot.waiting.pop_back() {
+        slot.driver.cancel(id);
     }
 }
 

@@ -171,6 +171,11 @@ impl Driver {
         self.in_flight.len()
     }
 
+    /// The points of batch `id`, handed out and not answered yet.
+    pub fn batch(&self, id: u64) -> Option<&[Point]> {
+        self.in_flight.get(&id).map(Vec::as_slice)
+    }
+
     /// Adds one scrape's points.
     pub fn push(
         &mut self,
