@@ -110,6 +110,10 @@ pub struct Driver {
     next_due: Option<Timestamp>,
     /// Running totals with a spacing go out in rounds (see [`Round`]).
     round: Option<Round>,
+    /// Nothing can go before this time unless new points or answers come: `take_batch`
+    /// then returns at once instead of looking at every series again (at 10k series that
+    /// look was most of the agent's time between scrapes).
+    hold_until: Option<Timestamp>,
     stats: Stats,
 }
 
@@ -137,6 +141,7 @@ impl Driver {
             paused: false,
             next_due: None,
             round: None,
+            hold_until: None,
             stats: Stats::default(),
         }
     }
@@ -184,6 +189,7 @@ impl Driver {
         gauges: &[GaugePoint],
         now: Timestamp,
     ) {
+        self.hold_until = None;
         for p in counters {
             let bucket = bucket_of(p.end, self.limits.bucket);
             self.enqueue(sink, &p.series, Value::from_counter(p, bucket));
@@ -263,7 +269,14 @@ impl Driver {
             self.next_due = None;
             return None;
         }
+        if !flush && self.hold_until.is_some_and(|h| now < h) {
+            self.next_due = self.hold_until;
+            return None;
+        }
+        self.hold_until = None;
         let mut due: Option<Timestamp> = None;
+        // Set when a series is held back with no time at which it would go by itself.
+        let mut unbounded = false;
         let mut points = Vec::new();
         let rounds = self.values == Values::Totals && !self.limits.min_spacing.is_zero();
         let mut round_open = self.round.is_some_and(|r| r.open);
@@ -323,6 +336,7 @@ impl Driver {
                     match next_at {
                         Some(at) if at.saturating_add(spacing) <= now => {
                             spaced = queue.buckets.front_mut().is_some_and(|f| f.restamp(now));
+                            unbounded |= !spaced;
                         }
                         Some(at) => {
                             let at = at.saturating_add(spacing);
@@ -349,6 +363,8 @@ impl Driver {
                             let at = t.saturating_add(spacing);
                             if now < at {
                                 due = Some(due.map_or(at, |d| d.min(at)));
+                            } else {
+                                unbounded = true;
                             }
                             spaced = false;
                         }
@@ -371,6 +387,7 @@ impl Driver {
                         let at = front.bucket().saturating_add(w);
                         due = Some(due.map_or(at, |d| d.min(at)));
                     }
+                    unbounded |= closed && self.values == Values::Deltas;
                     break;
                 }
                 let point = Point {
@@ -418,9 +435,12 @@ impl Driver {
         }
         self.next_due = due;
         if points.is_empty() {
-            // Nothing more can go: the round is over.
+            // Nothing more can go: the round is over, and nothing will before `due`.
             if let Some(r) = &mut self.round {
                 r.open = false;
+            }
+            if !flush && !unbounded {
+                self.hold_until = due;
             }
             return None;
         }
@@ -570,11 +590,13 @@ impl Driver {
 
     /// Ends a retry delay.
     pub fn resume(&mut self) {
+        self.hold_until = None;
         self.paused = false;
     }
 
     /// A series' point came back: acknowledged at `sent`, or to be sent again (`requeue`).
     fn release(&mut self, series: &Arc<Series>, sent: Option<Timestamp>, requeue: Option<Value>) {
+        self.hold_until = None;
         let Some(queue) = self.queues.get_mut(series) else {
             return;
         };
@@ -643,6 +665,7 @@ impl Driver {
     /// wrote them); a running total sink holds the series' next point back by the spacing,
     /// as if they had been written, so that it is accepted either way.
     pub fn restore(&mut self, sink: &dyn Sink, state: DriverState) -> Restored {
+        self.hold_until = None;
         let mut restored = Restored::default();
         for s in state.series {
             let series = Arc::new(s.series);
