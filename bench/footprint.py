@@ -401,6 +401,10 @@ def flushes(requests, limit, published, w0_us, w1_us, gap_s=None):
     for reqs in groups:
         if min(r[0] for r in reqs) < w0_us or max(r[0] for r in reqs) > w1_us:
             continue
+        # The requests are those seen by the window's end: a flush still going on then
+        # (its last request within the gap of the end) may be cut short, so it is left out.
+        if w1_us - max(r[0] for r in reqs) < (gap_s or GCM_FLUSH_GAP_S) * 1e6:
+            continue
         points = sum(r[1] for r in reqs)
         out.append(
             {
