@@ -1,5 +1,5 @@
 //! One scrape through `Tracker::observe` (parse, catalog, per-series deltas, points) at 50,
-//! 10k and 100k series of a generated tailscaled body (`bodies.rs`).
+//! 10k and 100k series of a generated tailscaled body (`tailship_testkit::bodies`).
 //!
 //! `cargo bench -p tailship-collector --bench track`; the figures are in docs/PERFORMANCE.md.
 //! Under `cargo test` each benchmark runs once, at 50 and 1k series only: the test build is
@@ -10,7 +10,7 @@ use divan::counter::{BytesCount, ItemsCount};
 use tailship_collector::{Observation, TargetInfo, Tracker, TrackerConfig};
 use tailship_model::Timestamp;
 
-mod bodies;
+use tailship_testkit::bodies;
 
 #[global_allocator]
 static ALLOC: divan::AllocProfiler = divan::AllocProfiler::system();

@@ -4,8 +4,7 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-#[path = "../benches/bodies/mod.rs"]
-mod bodies;
+use tailship_testkit::bodies;
 
 use allocation_counter::measure;
 use tailship_collector::{Event, TargetInfo, Tracker, TrackerConfig, parse};

@@ -19,11 +19,10 @@
 //!  "gcm": {"connections": c, "requests": [[at_us, points, accepted, newest_us], …]}}
 //! ```
 //!
-//! The body has the families of a v1.102 node with peer relay and Serve (42 series: the
-//! shape of `crates/collector/benches/bodies`), grown with per-Service Serve byte counters
-//! (`service="svc:app-NNNNNN"`, inbound and outbound), each a published series of its own
-//! under `breakdowns = ["*"]`. At 50 series it is about 5.6 KB, the size of a real
-//! usermetrics body. Every counter grows by a step of its own at every scrape.
+//! The body is [`tailship_testkit::bodies`]'s, the one the `track` benchmark reads: the
+//! families of a v1.102 node, grown with per-Service Serve byte counters, each a published
+//! series of its own under `breakdowns = ["*"]`. At 50 series it is about 5.6 KB, the size
+//! of a real usermetrics body. Every counter grows by a step of its own at every scrape.
 //!
 //! The cloud fakes keep no history here (`set_keep_accepted(false)`,
 //! `set_keep_history(false)`): they still judge every request by the documented limits,
@@ -47,203 +46,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tailship_testkit::bodies::GeneratedBody;
 use tailship_testkit::{
     Arrival, DEFAULT_CONTENT_TYPE, DEFAULT_VERSION, FakeCloudWatch, FakeMetricService,
 };
-
-const PATHS: &[&str] = &[
-    "derp",
-    "direct_ipv4",
-    "direct_ipv6",
-    "peer_relay_ipv4",
-    "peer_relay_ipv6",
-];
-const DROPPED_IN: &[&str] = &["acl", "error", "multicast", "too_short", "fragment"];
-const DROPPED_OUT: &[&str] = &["acl", "error", "multicast"];
-const TRANSPORTS: &[&str] = &[
-    "transport_in=\"udp4\",transport_out=\"udp4\"",
-    "transport_in=\"udp4\",transport_out=\"udp6\"",
-    "transport_in=\"udp6\",transport_out=\"udp4\"",
-    "transport_in=\"udp6\",transport_out=\"udp6\"",
-];
-
-/// A piece of the body: header text, or a sample's `name{labels} ` and how its value goes.
-enum Piece {
-    Text(String),
-    Gauge(String, u64),
-    /// Prefix, and the sample's index (its base value and step derive from it).
-    Counter(String, u64),
-}
-
-/// The body's pieces, laid out once; [`Body::render`] only writes the values.
-struct Body {
-    pieces: Vec<Piece>,
-    series: usize,
-    /// Series published with `breakdowns = ["*"]`: every sample, and an aggregate for each
-    /// family whose samples have labels.
-    published: usize,
-    bytes_hint: usize,
-}
-
-impl Body {
-    fn new(series: usize) -> Self {
-        let mut b = Self {
-            pieces: Vec::new(),
-            series: 0,
-            published: 0,
-            bytes_hint: 0,
-        };
-        b.gauge(
-            "tailscaled_advertised_routes",
-            "Number of advertised network routes (e.g. by a subnet router)",
-            &[("", 2)],
-        );
-        b.gauge(
-            "tailscaled_approved_routes",
-            "Number of approved network routes (e.g. by a subnet router)",
-            &[("", 2)],
-        );
-        b.gauge(
-            "tailscaled_health_messages",
-            "Number of health messages broken down by type.",
-            &[("type=\"warning\"", 0)],
-        );
-        b.gauge(
-            "tailscaled_home_derp_region_id",
-            "DERP region ID of this node's home relay server",
-            &[("", 1)],
-        );
-        let paths = labels("path", PATHS);
-        b.counter(
-            "tailscaled_inbound_bytes_total",
-            "Counts the number of bytes received from other peers",
-            &paths,
-        );
-        b.counter(
-            "tailscaled_inbound_dropped_packets_total",
-            "Counts the number of dropped packets received by the node from other peers",
-            &labels("reason", DROPPED_IN),
-        );
-        b.counter(
-            "tailscaled_inbound_packets_total",
-            "Counts the number of packets received from other peers",
-            &paths,
-        );
-        b.counter(
-            "tailscaled_outbound_bytes_total",
-            "Counts the number of bytes sent to other peers",
-            &paths,
-        );
-        b.counter(
-            "tailscaled_outbound_dropped_packets_total",
-            "Counts the number of packets dropped while being sent to other peers",
-            &labels("reason", DROPPED_OUT),
-        );
-        b.counter(
-            "tailscaled_outbound_packets_total",
-            "Counts the number of packets sent to other peers",
-            &paths,
-        );
-        b.gauge(
-            "tailscaled_peer_relay_endpoints",
-            "Number of allocated Peer Relay endpoints",
-            &[("state=\"connecting\"", 0), ("state=\"open\"", 3)],
-        );
-        let transports: Vec<String> = TRANSPORTS.iter().map(|t| (*t).to_owned()).collect();
-        b.counter(
-            "tailscaled_peer_relay_forwarded_bytes_total",
-            "Number of bytes forwarded via Peer Relay",
-            &transports,
-        );
-        b.counter(
-            "tailscaled_peer_relay_forwarded_packets_total",
-            "Number of packets forwarded via Peer Relay",
-            &transports,
-        );
-        let services = series.saturating_sub(b.series).div_ceil(2).max(1);
-        let services: Vec<String> = (0..services)
-            .map(|i| format!("service=\"svc:app-{i:06}\""))
-            .collect();
-        b.counter(
-            "tailscaled_serve_inbound_bytes_total",
-            "Bytes received from peers on Serve connections for Tailscale Services, labeled by Tailscale Service name.",
-            &services,
-        );
-        b.counter(
-            "tailscaled_serve_outbound_bytes_total",
-            "Bytes sent to peers on Serve connections for Tailscale Services, labeled by Tailscale Service name.",
-            &services,
-        );
-        b
-    }
-
-    /// Counts the family's published series.
-    fn publish(&mut self, samples: usize, labelled: bool) {
-        self.published += samples + usize::from(labelled);
-    }
-
-    fn header(&mut self, family: &str, kind: &str, help: &str) {
-        let text = format!("# TYPE {family} {kind}\n# HELP {family} {help}\n");
-        self.bytes_hint += text.len();
-        self.pieces.push(Piece::Text(text));
-    }
-
-    fn prefix(&mut self, family: &str, labels: &str) -> String {
-        self.series += 1;
-        let prefix = if labels.is_empty() {
-            format!("{family} ")
-        } else {
-            format!("{family}{{{labels}}} ")
-        };
-        // The prefix, up to 20 digits and the newline.
-        self.bytes_hint += prefix.len() + 21;
-        prefix
-    }
-
-    fn gauge(&mut self, family: &str, help: &str, samples: &[(&str, u64)]) {
-        self.header(family, "gauge", help);
-        self.publish(samples.len(), samples.iter().any(|(l, _)| !l.is_empty()));
-        for &(labels, value) in samples {
-            let prefix = self.prefix(family, labels);
-            self.pieces.push(Piece::Gauge(prefix, value));
-        }
-    }
-
-    fn counter(&mut self, family: &str, help: &str, series: &[String]) {
-        self.header(family, "counter", help);
-        self.publish(series.len(), series.iter().any(|l| !l.is_empty()));
-        for labels in series {
-            let n = self.series as u64;
-            let prefix = self.prefix(family, labels);
-            self.pieces.push(Piece::Counter(prefix, n));
-        }
-    }
-
-    /// The body scrape number `scrape` reads: every counter a step of its own further on.
-    fn render(&self, scrape: u64) -> String {
-        let mut out = String::with_capacity(self.bytes_hint);
-        for piece in &self.pieces {
-            match piece {
-                Piece::Text(text) => out.push_str(text),
-                Piece::Gauge(prefix, value) => {
-                    out.push_str(prefix);
-                    let _ = writeln!(out, "{value}");
-                }
-                Piece::Counter(prefix, n) => {
-                    out.push_str(prefix);
-                    let value = n * 1_000_003 + scrape * (n % 97 + 1) * 1_500;
-                    let _ = writeln!(out, "{value}");
-                }
-            }
-        }
-        out
-    }
-}
-
-/// `name="value"` for each value.
-fn labels(name: &str, values: &[&str]) -> Vec<String> {
-    values.iter().map(|v| format!("{name}=\"{v}\"")).collect()
-}
 
 fn micros(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -252,7 +58,7 @@ fn micros(t: SystemTime) -> u64 {
 
 /// What the metrics endpoint saw, and the fakes behind the status endpoint.
 struct World {
-    body: Body,
+    body: GeneratedBody,
     /// When each scrape arrived, in microseconds since the epoch.
     scrapes: Mutex<Vec<u64>>,
     connections: AtomicU64,
@@ -273,7 +79,7 @@ impl World {
             out,
             "{{\"now_us\":{},\"series\":{},\"body_bytes\":{},\"tailscaled\":{{\"scrapes\":{},\"connections\":{},\"scrape_us\":[",
             micros(SystemTime::now()),
-            self.body.series,
+            self.body.series(),
             self.body_bytes.load(Ordering::SeqCst),
             scrapes.len(),
             self.connections.load(Ordering::SeqCst),
@@ -355,7 +161,7 @@ fn main() {
     cloudwatch.set_keep_accepted(false);
     let gcm = FakeMetricService::start();
     gcm.set_keep_history(false);
-    let body = Body::new(series);
+    let body = GeneratedBody::new(series);
     let body_bytes = body.render(0).len() as u64;
     let world = Arc::new(World {
         body,
@@ -375,8 +181,8 @@ fn main() {
             "{{\"metrics\":\"http://{metrics_addr}/metrics\",\"status\":\"http://{status_addr}/status\",\"cloudwatch\":\"{}\",\"gcm\":\"{}\",\"series\":{},\"published\":{},\"body_bytes\":{body_bytes}}}",
             world.cloudwatch.endpoint(),
             world.gcm.endpoint(),
-            world.body.series,
-            world.body.published,
+            world.body.series(),
+            world.body.published(),
         )
         .unwrap();
         stdout.flush().unwrap();

@@ -11,6 +11,7 @@
 
 #[cfg(any(feature = "cloudwatch", feature = "gcm"))]
 mod arrival;
+pub mod bodies;
 #[cfg(feature = "cloudwatch")]
 mod cloudwatch;
 #[cfg(feature = "gcm")]
