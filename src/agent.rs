@@ -202,13 +202,9 @@ impl Agent {
                     break;
                 }
             }
-            let wake = self.next_wake();
-            let wake = match dirty {
-                true => Some(wake.map_or(self.saved_at + self.checkpoint_interval, |w| {
-                    w.min(self.saved_at + self.checkpoint_interval)
-                })),
-                false => wake,
-            };
+            // An unwritten scrape or acknowledgement is due a checkpoint at the interval.
+            let save_at = dirty.then(|| self.saved_at + self.checkpoint_interval);
+            let wake = self.next_wake().into_iter().chain(save_at).min();
             let stop_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
             tokio::select! {
                 _ = tick.tick(), if deadline.is_none() && scraping.is_none() => {
