@@ -96,10 +96,10 @@ def set_target(target):
     TAILSHIP = (RELEASE if target == "host" else TARGET_DIR / target / "release") / "tailship"
 
 
-def build(target):
+def build(target, tailship=True):
     triple = [] if target == "host" else ["--target", target]
     cmds = [
-        ["cargo", "build", "--release", "--bin", "tailship", *triple],
+        *([["cargo", "build", "--release", "--bin", "tailship", *triple]] if tailship else []),
         [
             "cargo", "build", "--release", "-p", "tailship-testkit",
             "--features", "cloudwatch,gcm", "--example", "fakes",
@@ -502,8 +502,9 @@ def measure(kind, series, args, run_dir):
         rss, threads = [], []
         profiler = None
         if args.perf and kind == "tailship":
+            graph = ["--call-graph", "dwarf,16384"] if args.call_graph else []
             profiler = subprocess.Popen(
-                ["perf", "record", "-e", "cpu-clock", "-F", "4999", "-p", str(pid),
+                ["perf", "record", "-e", "cpu-clock", "-F", "4999", *graph, "-p", str(pid),
                  "-o", run_dir / "perf.data", "--", "sleep", str(duration)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
@@ -805,6 +806,15 @@ def main():
                     help="also profile tailship over the window with `perf record -e cpu-clock` "
                          "and print its hottest symbols (the profiler's own cost then shows in "
                          "the CPU figures: use it to see where the time goes, not for budgets)")
+    ap.add_argument("--call-graph", action="store_true",
+                    help="with --perf: record call graphs (DWARF) too, for `perf report "
+                         "--children -i <run dir>/perf.data`; needs a build with line tables, "
+                         "see --binary")
+    ap.add_argument("--binary", type=Path,
+                    help="measure this tailship binary (e.g. one built with "
+                         "CARGO_PROFILE_RELEASE_DEBUG=line-tables-only into another target "
+                         "directory, for --call-graph); the fakes are still built unless "
+                         "--no-build")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument(
         "--target",
@@ -818,7 +828,10 @@ def main():
 
     set_target(args.target)
     if not args.no_build:
-        build(args.target)
+        build(args.target, tailship=args.binary is None)
+    if args.binary is not None:
+        global TAILSHIP
+        TAILSHIP = args.binary.resolve()
     for binary in (TAILSHIP, FAKES):
         if not binary.exists():
             raise SystemExit(f"{binary} is missing: run without --no-build")

@@ -159,7 +159,7 @@ impl Agent {
         )> = None;
         let mut deadline: Option<Instant> = None;
         let mut dirty = false;
-        // An acknowledgement (or a refusal) is not written yet.
+        // An answer to deltas (acknowledgement or refusal) is not written yet.
         let mut acked = false;
         self.publish_telemetry();
         loop {
@@ -226,11 +226,10 @@ impl Agent {
                 }
                 Some(joined) = sends.join_next() => {
                     match joined {
-                        Ok((i, id, result)) => self.complete(i, id, result),
+                        Ok((i, id, result)) => acked |= self.complete(i, id, result),
                         Err(e) => tracing::error!(error = %e, "a send task failed"),
                     }
                     dirty = true;
-                    acked = true;
                 }
                 _ = tokio::time::sleep_until(wake.unwrap_or(stop_at)), if wake.is_some() => {}
                 _ = &mut shutdown, if deadline.is_none() => {
@@ -400,9 +399,13 @@ impl Agent {
         }
     }
 
-    fn complete(&mut self, i: usize, id: u64, result: Result<Report, SinkError>) {
+    /// Records an answer; says whether the checkpoint must catch up with it soon: deltas
+    /// acknowledged but still recorded in flight would be sent again after a crash and count
+    /// twice. Running totals recorded in flight are only spaced after a restart, as if
+    /// written, so their answers wait for the checkpoint interval.
+    fn complete(&mut self, i: usize, id: u64, result: Result<Report, SinkError>) -> bool {
         let Some(slot) = self.slots.get_mut(i) else {
-            return;
+            return false;
         };
         slot.running = slot.running.saturating_sub(1);
         if let Next::RetryAfter(d) = slot.driver.complete(id, result, Timestamp::now()) {
@@ -410,7 +413,12 @@ impl Agent {
             // Not sent: back with the rest, for after the delay.
             cancel_waiting(slot);
         }
-        self.publish_telemetry();
+        let deltas = slot.driver.values() == tailship_sink::Values::Deltas;
+        // Once per round of answers, not per answer: each publication looks at every series.
+        if slot.running == 0 {
+            self.publish_telemetry();
+        }
+        deltas
     }
 
     fn save(&mut self) {
@@ -418,7 +426,7 @@ impl Agent {
         let sinks: BTreeMap<&str, _> = self
             .slots
             .iter()
-            .map(|s| (s.sink.name(), s.driver.state()))
+            .map(|s| (s.sink.name(), s.driver.state_view()))
             .collect();
         let checkpoint = CheckpointRef {
             format: FORMAT,

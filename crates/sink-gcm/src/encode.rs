@@ -145,11 +145,10 @@ impl Encoder {
             }
         };
         let s = &p.series;
-        let description = self
-            .descriptions
-            .get(&s.name)
-            .cloned()
-            .unwrap_or_else(|| format!("tailscaled metric {} published by tailship", s.name));
+        let description = self.descriptions.get(&s.name).cloned().unwrap_or_else(|| {
+            let (before, after) = DEFAULT_DESCRIPTION;
+            format!("{before}{}{after}", s.name)
+        });
         Ok(TimeSeries {
             metric: Some(Metric {
                 r#type: format!("{}{}", self.prefix, s.name),
@@ -173,12 +172,80 @@ impl Encoder {
     }
 
     /// Bytes one point adds to a request: its time series and the field's tag and length.
+    /// Counted from the lengths of its parts, as prost encodes them, without building the
+    /// message: the driver sizes every point it batches (building each time series twice,
+    /// once to size and once to send, was a twentieth of the agent's time at 10k series).
+    /// `encoded_size_is_exact` holds it to the encoded message.
     pub fn encoded_size(&self, p: &Point) -> usize {
-        self.time_series(p).map_or(0, |ts| {
-            let n = ts.encoded_len();
-            n + 1 + gcloud_sdk::prost::length_delimiter_len(n)
-        })
+        let s = &p.series;
+        let labels: usize = s
+            .dimensions
+            .iter()
+            .map(|(k, v)| message(string(k.len()) + string(v.len())))
+            .sum();
+        let metric = string(self.prefix.len() + s.name.len()) + labels;
+        let (interval, value) = match &p.value {
+            Value::Counter(c) => {
+                let total = i64::try_from(c.cumulative).unwrap_or(i64::MAX);
+                (
+                    message(time(c.start)) + message(time(c.end)),
+                    // A oneof is encoded even when 0.
+                    1 + varint(total as u64),
+                )
+            }
+            Value::Gauge(g) if g.last.is_finite() => (message(time(g.at)), 1 + 8),
+            // Refused by `encode`: it adds nothing.
+            Value::Gauge(_) => return 0,
+        };
+        let point = message(interval) + message(value);
+        let description = match self.descriptions.get(&s.name) {
+            Some(d) => d.len(),
+            None => DEFAULT_DESCRIPTION.0.len() + s.name.len() + DEFAULT_DESCRIPTION.1.len(),
+        };
+        // metric, resource, metric_kind and value_type (enums, never 0: 2 bytes each),
+        // the point, unit, description.
+        let series = message(metric)
+            + message(self.resource.encoded_len())
+            + 2
+            + 2
+            + message(point)
+            + string(unit(s.unit).len())
+            + string(description);
+        message(series)
     }
+}
+
+/// The description of a metric the catalog does not describe: before and after its name.
+const DEFAULT_DESCRIPTION: (&str, &str) = ("tailscaled metric ", " published by tailship");
+
+/// An embedded message field (tag below 16) of `len` bytes: tag, length, body.
+fn message(len: usize) -> usize {
+    1 + gcloud_sdk::prost::length_delimiter_len(len) + len
+}
+
+/// A string field (tag below 16) of `len` bytes; proto3 leaves an empty one out.
+fn string(len: usize) -> usize {
+    if len == 0 { 0 } else { message(len) }
+}
+
+fn varint(v: u64) -> usize {
+    gcloud_sdk::prost::encoding::encoded_len_varint(v)
+}
+
+/// A `google.protobuf.Timestamp`: seconds and nanos, each left out when 0.
+fn time(t: Timestamp) -> usize {
+    let ts = timestamp(t);
+    let seconds = if ts.seconds == 0 {
+        0
+    } else {
+        1 + varint(ts.seconds as u64)
+    };
+    let nanos = if ts.nanos == 0 {
+        0
+    } else {
+        1 + varint(i64::from(ts.nanos) as u64)
+    };
+    seconds + nanos
 }
 
 /// The UCUM unit of auto-created descriptors.

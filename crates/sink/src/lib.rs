@@ -16,7 +16,7 @@ mod state;
 mod stats;
 mod stdout;
 
-pub use driver::{Batch, Driver, DriverConfig, Next, Restored};
+pub use driver::{Batch, Driver, DriverConfig, Next, Restored, StateView};
 pub use point::{CounterStats, GaugeStats, Point, Value};
 pub use sink::{CheckFuture, Limits, Rejection, Report, SendFuture, Sink, SinkError, Values};
 pub use state::{DriverState, SeriesState};

@@ -590,3 +590,37 @@ proptest! {
         prop_assert_eq!(o.series_resets, 1);
     }
 }
+
+/// A series written twice in one body: the first sample in the body is used, every other one
+/// is counted as an anomaly and changes nothing (labels in another order are the same
+/// series).
+#[test]
+fn of_a_series_written_twice_the_first_in_the_body_counts() {
+    check(
+        &[
+            r#"out{path="derp"} 10
+               out{path="direct_ipv4"} 5
+               out{path="derp"} 99"#,
+            r#"out{path="direct_ipv4"} 5
+               out{path="derp"} 15
+               out{path="derp"} 1
+               newctr{a="1",b="2"} 4
+               out{path="derp"} 7
+               newctr{b="2",a="1"} 9"#,
+        ],
+        &[
+            r#"baseline
+               anomaly: tailscaled_outbound_bytes_total{path="derp"}: appears more than once in the body; the first one counts"#,
+            // The repeat right after its first sample is the parser's to refuse; a series
+            // new since the baseline counts from 0.
+            r#"tailscale.bytes.sent.total +5 =5
+               tailscale.bytes.sent.total{path=derp} +5 =5
+               tailscale.bytes.sent.total{path=direct_ipv4} +0 =0
+               tailscale.new.thing.total +4 =4
+               tailscale.new.thing.total{a=1,b=2} +4 =4
+               anomaly: line 4: the previous line has the same series; a repeated series needs timestamps
+               anomaly: tailscaled_outbound_bytes_total{path="derp"}: appears more than once in the body; the first one counts
+               anomaly: tailscaled_new_thing_total{a="1",b="2"}: appears more than once in the body; the first one counts"#,
+        ],
+    );
+}

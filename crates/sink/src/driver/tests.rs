@@ -915,3 +915,109 @@ fn running_totals_of_every_phase_share_one_round() {
         );
     }
 }
+
+/// The checkpoint serializes the driver's state without copying it (`state_view`): what it
+/// writes reads back as the owned state, in flight points first and marked, pending buckets
+/// after them, and a last send only where a spacing makes it matter.
+#[test]
+fn the_state_view_serializes_as_the_owned_state() {
+    for (values, spacing) in [
+        (Values::Deltas, Duration::ZERO),
+        (Values::Totals, Duration::from_secs(10)),
+    ] {
+        let limits = Limits {
+            max_points: 3,
+            min_spacing: spacing,
+            many_points_per_series: true,
+            bucket: Some(Duration::from_secs(60)),
+            max_buckets: 4,
+            ..Limits::default()
+        };
+        let mut sim = Sim::new(limits, values, 4);
+        // Sent and acknowledged once, then two more buckets, one of them handed out.
+        sim.scrape(1);
+        sim.advance(Duration::from_secs(60));
+        assert!(sim.flush(false, ok) > 0);
+        sim.scrape(2);
+        sim.advance(Duration::from_secs(60));
+        sim.scrape(3);
+        sim.advance(Duration::from_secs(60));
+        let id = sim
+            .driver
+            .take_batch(&sim.sink, sim.now, false)
+            .map(|b| b.id);
+        assert!(id.is_some(), "{values:?}: a batch is in flight");
+
+        let owned = sim.driver.state();
+        let json = serde_json::to_string(&sim.driver.state_view()).unwrap();
+        let read: DriverState = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, owned, "{values:?}");
+        assert_eq!(serde_json::to_string(&owned).unwrap(), json, "{values:?}");
+
+        let flying: usize = owned.series.iter().map(|s| s.in_flight).sum();
+        let in_batch = sim.driver.in_flight.values().map(Vec::len).sum::<usize>();
+        assert!(in_batch > 0);
+        assert_eq!(
+            flying, in_batch,
+            "{values:?}: the points in flight are marked"
+        );
+        let points: usize = owned.series.iter().map(|s| s.buckets.len()).sum();
+        assert_eq!(
+            points,
+            sim.driver.pending_points(),
+            "{values:?}: every point is in it"
+        );
+        let sent = owned
+            .series
+            .iter()
+            .filter(|s| s.last_sent.is_some())
+            .count();
+        match values {
+            Values::Deltas => assert_eq!(sent, 0, "no spacing: the last send is not kept"),
+            Values::Totals => assert_eq!(sent, 4, "the spacing needs every series' last send"),
+        }
+        for s in &owned.series {
+            let in_flight = s.buckets.iter().take(s.in_flight);
+            let pending = s.buckets.iter().skip(s.in_flight);
+            let last_flying = in_flight.map(Value::end).max();
+            let first_pending = pending.map(Value::end).min();
+            if let (Some(a), Some(b)) = (last_flying, first_pending) {
+                assert!(a <= b, "{values:?}: oldest first, in flight before pending");
+            }
+        }
+    }
+}
+
+/// Between sends, a scrape does not make the driver look at every series again: it only
+/// moves the time before which nothing can go to the earliest its new points could go. A
+/// point due before that time (here a bucket already closed: the clock stepped back) still
+/// goes at once.
+#[test]
+fn a_new_point_due_before_the_held_time_is_not_held() {
+    let mut sim = Sim::new(cloudwatch_like(), Values::Deltas, 2);
+    sim.scrape(1);
+    sim.advance(Duration::from_secs(1));
+    assert_eq!(sim.flush(false, ok), 0, "the bucket is open");
+    sim.scrape(1);
+    assert_eq!(sim.flush(false, ok), 0, "still open: held until it closes");
+    // A series that appears with a point of a bucket closed long ago (its clock is behind).
+    let old = Timestamp::from_millis(sim.now.as_millis() - 120_000);
+    let late = CounterPoint {
+        series: series(7),
+        start: old,
+        end: old,
+        delta: 5,
+        cumulative: 5,
+    };
+    sim.driver.push(&sim.sink, &[late], &[], sim.now);
+    let batch = sim.driver.take_batch(&sim.sink, sim.now, false);
+    let points: Vec<String> = batch
+        .iter()
+        .flat_map(|b| b.points.iter().map(|p| p.series.to_string()))
+        .collect();
+    assert_eq!(
+        points,
+        [series(7).to_string()],
+        "the closed bucket goes now"
+    );
+}
