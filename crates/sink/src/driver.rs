@@ -73,7 +73,8 @@ struct Queue {
     /// The end of the newest point the provider accepted.
     last_sent: Option<Timestamp>,
     /// Set when the sink refused the series itself: its points are dropped on arrival.
-    refused: Option<Rejection>,
+    /// Boxed: rare, and a queue per series per sink is most of the memory at 10k series.
+    refused: Option<Box<Rejection>>,
     /// A running total of this series was sent once more after a request in which the
     /// provider refused points without saying which; cleared by a request with no refusal.
     reaffirmed: bool,
@@ -241,7 +242,7 @@ impl Driver {
                     tracing::warn!(sink = %self.name, %series, reason = %r, "series cannot be published; its points are dropped");
                 }
                 let mut q = Queue::new(Arc::clone(series));
-                q.refused = refused;
+                q.refused = refused.map(Box::new);
                 self.insert(q)
             }
         };
@@ -807,7 +808,9 @@ impl Queue {
     fn new(series: Arc<Series>) -> Self {
         Self {
             series,
-            buckets: VecDeque::new(),
+            // Room for one bucket, the usual number (a running total has only one): the
+            // first push would otherwise make room for four, 200 bytes more per series.
+            buckets: VecDeque::with_capacity(1),
             in_flight: false,
             queued: false,
             last_sent: None,
