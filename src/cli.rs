@@ -71,6 +71,22 @@ pub enum Command {
         #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
         max_body: usize,
     },
+    /// Print the checkpoint as one JSON document: the tracker's counters and every sink's
+    /// points not yet acknowledged. Reads the file and changes nothing.
+    State {
+        /// The configuration whose `[state] path` to read.
+        #[arg(
+            long,
+            short,
+            value_name = "FILE",
+            default_value = "/etc/tailship/tailship.toml",
+            conflicts_with = "path"
+        )]
+        config: PathBuf,
+        /// Read this checkpoint file instead.
+        #[arg(long, value_name = "FILE")]
+        path: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

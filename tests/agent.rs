@@ -65,10 +65,9 @@ fn kill_9_between_scrapes_loses_nothing_and_duplicates_nothing() {
     });
     let state = dir.join("state.json");
     wait_until("the checkpoint of the last scrape", LIMIT, || {
-        let Ok(text) = std::fs::read_to_string(&state) else {
+        let Some(v) = common::checkpoint(&state) else {
             return false;
         };
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         let pending = v["sinks"]["stdout"]["series"].as_array().is_some_and(|s| {
             s.iter()
                 .any(|s| !s["buckets"].as_array().unwrap().is_empty())
@@ -94,6 +93,55 @@ fn kill_9_between_scrapes_loses_nothing_and_duplicates_nothing() {
     second.signal("-TERM");
     assert_eq!(second.wait(LIMIT), Some(0));
     assert!(second.logged("continuing from the checkpoint"));
+
+    let mut all = before;
+    all.extend(second.lines());
+    assert_exact(&truth(&node), &shipped(&all));
+}
+
+#[test]
+fn a_json_checkpoint_of_an_earlier_version_is_continued_exactly() {
+    let dir = temp_dir("upgrade");
+    let fake = FakeTailscaled::start();
+    let mut node = SimNode::new();
+    fake.serve(&node);
+    let cfg = config(&dir, &fake, "");
+    let mut first = Agent::start(&cfg);
+    wait_until("the baseline scrape", LIMIT, || fake.requests() >= 1);
+    node.mark();
+    for k in 1..=2 {
+        step(&fake, &mut node, |n| traffic(n, k));
+    }
+    first.signal("-TERM");
+    assert_eq!(first.wait(LIMIT), Some(0));
+    let before = first.lines();
+
+    // The checkpoint as format 1 wrote it: JSON, the same document `tailship state` prints.
+    let state = dir.join("state.json");
+    assert!(
+        std::fs::read(&state)
+            .unwrap()
+            .starts_with(b"tailship checkpoint\n")
+    );
+    let mut v = common::checkpoint(&state).unwrap();
+    assert_eq!(v["format"], 2);
+    v["format"] = 1.into();
+    std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
+
+    // Traffic while tailship is down counts only if the JSON checkpoint is continued.
+    traffic(&mut node, 3);
+    fake.serve(&node);
+    let mut second = Agent::start(&cfg);
+    step(&fake, &mut node, |n| traffic(n, 4));
+    second.signal("-TERM");
+    assert_eq!(second.wait(LIMIT), Some(0));
+    assert!(second.logged("continuing from the checkpoint"));
+    assert!(
+        std::fs::read(&state)
+            .unwrap()
+            .starts_with(b"tailship checkpoint\n"),
+        "written in the binary format again"
+    );
 
     let mut all = before;
     all.extend(second.lines());

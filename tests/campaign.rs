@@ -196,10 +196,7 @@ impl Runner {
     /// Whether the checkpoint on disk has read every counter at its current value: only
     /// then may tailscaled restart without losing what no scraper can see.
     fn durable(&self, node: &SimNode) -> bool {
-        let Ok(text) = std::fs::read_to_string(&self.state) else {
-            return false;
-        };
-        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+        let Some(v) = common::checkpoint(&self.state) else {
             return false;
         };
         let raw: BTreeMap<&str, u64> = v["tracker"]["raw"]
@@ -252,10 +249,9 @@ fn series_key(s: &Value) -> String {
 /// The deltas of the points `sink`'s part of the checkpoint marks in flight, per series.
 fn in_flight(state: &Path, sink: &str) -> BTreeMap<String, u64> {
     let mut out = BTreeMap::new();
-    let Ok(text) = std::fs::read_to_string(state) else {
+    let Some(v) = common::checkpoint(state) else {
         return out;
     };
-    let v: Value = serde_json::from_str(&text).unwrap();
     for s in v["sinks"][sink]["series"].as_array().into_iter().flatten() {
         let n = s["in_flight"].as_u64().unwrap_or(0) as usize;
         let sum: u64 = s["buckets"].as_array().unwrap()[..n]

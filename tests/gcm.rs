@@ -46,10 +46,9 @@ fn published(gcm: &FakeMetricService) -> BTreeMap<String, u64> {
 /// Whether the checkpoint holds the last scrape served and, for every series the fake has,
 /// the end of the point the fake stored last: then no write is unrecorded.
 fn checkpoint_matches(dir: &Path, gcm: &FakeMetricService, scrapes: u64) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
+    let Some(v) = common::checkpoint(&dir.join("state.json")) else {
         return false;
     };
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     if v["tracker"]["scrapes"] != scrapes {
         return false;
     }

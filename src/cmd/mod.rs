@@ -3,6 +3,7 @@ mod check;
 mod demo;
 mod once;
 mod run;
+mod state;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             logs::init(&logs::level(level, "warn"), LogFormat::Human);
             once::run(source, format, timeout, max_body)
         }
+        Command::State { config, path } => state::run(&config, path.as_deref()),
     }
 }
 

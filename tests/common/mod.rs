@@ -40,6 +40,24 @@ pub fn tailship(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The checkpoint at `path` as JSON, read by `tailship state`; `None` while there is none.
+pub fn checkpoint(path: &Path) -> Option<Value> {
+    let out = Command::new(BIN)
+        .args(["state", "--path"])
+        .arg(path)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("there is no checkpoint"),
+            "tailship state: {err}"
+        );
+        return None;
+    }
+    Some(serde_json::from_slice(&out.stdout).unwrap())
+}
+
 /// Polls `cond` until it holds; fails the test after `limit` (a bound, not a measurement).
 pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
-use serde::ser::{Serialize, SerializeStruct as _, Serializer};
+use serde::ser::{Serialize, SerializeSeq as _, SerializeStruct as _, Serializer};
 use tailship_model::{CounterPoint, GaugePoint, Series, Timestamp};
 
 use crate::point::bucket_of;
@@ -867,7 +867,8 @@ impl Serialize for StateView<'_> {
         struct Series<'a>(&'a Driver);
         impl Serialize for Series<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.entries())
+                // Counted first: a binary format writes the length before the elements.
+                sequence(serializer, self.0.entries().count(), self.0.entries())
             }
         }
         let mut state = serializer.serialize_struct("DriverState", 1)?;
@@ -881,24 +882,32 @@ impl Serialize for Entry<'_> {
         struct Buckets<'a, 'b>(&'a Entry<'b>);
         impl Serialize for Buckets<'_, '_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_seq(self.0.buckets())
+                let entry = self.0;
+                let len = entry.flying.len() + entry.pending.map_or(0, VecDeque::len);
+                sequence(serializer, len, entry.buckets())
             }
         }
-        // The fields of [`crate::SeriesState`], skipped as it skips them.
-        let mut state = serializer.serialize_struct("SeriesState", 4)?;
-        state.serialize_field("series", self.series)?;
-        state.serialize_field("buckets", &Buckets(self))?;
-        if self.flying.is_empty() {
-            state.skip_field("in_flight")?;
-        } else {
-            state.serialize_field("in_flight", &self.flying.len())?;
-        }
-        match &self.last_sent {
-            Some(t) => state.serialize_field("last_sent", t)?,
-            None => state.skip_field("last_sent")?,
-        }
-        state.end()
+        crate::state::serialize_series(
+            serializer,
+            self.series,
+            &Buckets(self),
+            self.flying.len(),
+            self.last_sent,
+        )
     }
+}
+
+/// Serializes the `len` items of `items` as a sequence.
+fn sequence<S: Serializer, T: Serialize>(
+    serializer: S,
+    len: usize,
+    items: impl Iterator<Item = T>,
+) -> Result<S::Ok, S::Error> {
+    let mut seq = serializer.serialize_seq(Some(len))?;
+    for item in items {
+        seq.serialize_element(&item)?;
+    }
+    seq.end()
 }
 
 /// Merges the two oldest buckets into one, so that a long outage costs a bounded number of

@@ -953,6 +953,11 @@ fn the_state_view_serializes_as_the_owned_state() {
         let read: DriverState = serde_json::from_str(&json).unwrap();
         assert_eq!(read, owned, "{values:?}");
         assert_eq!(serde_json::to_string(&owned).unwrap(), json, "{values:?}");
+        // And in the checkpoint's binary format, where every field is written in place.
+        let binary = postcard::to_stdvec(&sim.driver.state_view()).unwrap();
+        let read: DriverState = postcard::from_bytes(&binary).unwrap();
+        assert_eq!(read, owned, "{values:?}: postcard");
+        assert_eq!(postcard::to_stdvec(&owned).unwrap(), binary, "{values:?}");
 
         let flying: usize = owned.series.iter().map(|s| s.in_flight).sum();
         let in_batch = sim.driver.in_flight.values().map(Vec::len).sum::<usize>();
