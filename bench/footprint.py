@@ -782,7 +782,8 @@ def details(t, p):
 
 def write_json(path, report):
     if path:
-        Path(path).write_text(json.dumps(report, indent=2) + "\n")
+        # default=str: paths among the arguments (--binary)
+        Path(path).write_text(json.dumps(report, indent=2, default=str) + "\n")
 
 
 def main():

@@ -112,7 +112,8 @@ impl Agent {
                     },
                 );
                 if let Some(state) = saved.remove(sink.name()) {
-                    log_restored(sink.name(), &driver.restore(&*sink, state));
+                    let restored = driver.restore(&*sink, state, |s| tracker.shared(s));
+                    log_restored(sink.name(), &restored);
                 }
                 Slot {
                     sink,

@@ -96,7 +96,7 @@ fn published_series(samples: &[ReadSample]) -> BTreeSet<Series> {
     let mut out = BTreeSet::new();
     for s in samples {
         let series = |dimensions| Series {
-            name: s.name.clone(),
+            name: s.name.clone().into(),
             dimensions,
             unit: s.unit,
         };

@@ -5,7 +5,7 @@ use std::fmt;
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
-use tailship_model::{Dimensions, Unit};
+use tailship_model::{Dimensions, Name, Unit};
 
 use crate::{MetricType, Sample};
 
@@ -427,10 +427,14 @@ pub fn published(class: Class, sample: &Sample<'_>) -> Option<Published> {
             let label = lookup_prefixed(sample.name).map_or("", |(_, l)| l);
             Dimensions::new([(dimension, label)])
         }
-        Breakdown::Labels(keep) => {
-            Dimensions::new(sample.labels.iter().filter(|(k, _)| keep.contains(k)))
-        }
-        Breakdown::All => Dimensions::new(sample.labels.iter()),
+        // The catalog's own name of a kept label: not a copy per series.
+        Breakdown::Labels(keep) => Dimensions::new(
+            sample
+                .labels
+                .iter()
+                .filter_map(|(k, v)| Some((*keep.iter().find(|&&c| c == k)?, v))),
+        ),
+        Breakdown::All => Dimensions::new(sample.labels.iter().map(|(k, v)| (k.to_owned(), v))),
     };
     Some(Published {
         name,
@@ -439,6 +443,30 @@ pub fn published(class: Class, sample: &Sample<'_>) -> Option<Published> {
         aggregate,
         dimensions,
     })
+}
+
+/// A series read back from a checkpoint as a scrape makes it: its catalog name and its
+/// dimension names borrowed from the catalog (a checkpoint's strings are owned, a copy per
+/// series), so that a restarted agent holds no more than a fresh one.
+pub fn borrowed(series: &tailship_model::Series) -> tailship_model::Series {
+    let entries = || CATALOG.iter().chain(PREFIXED);
+    let name = entries()
+        .find(|e| e.name == series.name)
+        .map_or_else(|| series.name.clone(), |e| Name::Borrowed(e.name));
+    let dimension = |k: &str| {
+        entries()
+            .find_map(|e| match e.breakdown {
+                Breakdown::Labels(keep) => keep.iter().copied().find(|&c| c == k),
+                Breakdown::NameSuffix(d) => (d == k).then_some(d),
+                Breakdown::All => None,
+            })
+            .map_or_else(|| Name::Owned(k.to_owned()), Name::Borrowed)
+    };
+    tailship_model::Series {
+        name,
+        dimensions: Dimensions::new(series.dimensions.iter().map(|(k, v)| (dimension(k), v))),
+        unit: series.unit,
+    }
 }
 
 /// The unit of a family the table does not know, guessed from its name.

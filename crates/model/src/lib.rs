@@ -10,5 +10,5 @@ mod series;
 mod time;
 
 pub use point::{CounterPoint, GaugePoint};
-pub use series::{Dimensions, Series, Unit};
+pub use series::{Dimensions, Name, Series, Unit};
 pub use time::Timestamp;

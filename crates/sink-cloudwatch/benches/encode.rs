@@ -73,7 +73,7 @@ fn batch(n: usize, scrapes: u64) -> Vec<Point> {
             let step = 1_000 + i as u64 * 37;
             Point {
                 series: Arc::new(Series {
-                    name: name.to_owned(),
+                    name: name.to_owned().into(),
                     dimensions: Dimensions::new([("service", format!("svc:app-{service}"))]),
                     unit: Unit::Bytes,
                 }),

@@ -129,7 +129,7 @@ impl Encoder {
             .collect();
         let millis = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX);
         let datum = MetricDatum::builder()
-            .metric_name(&point.series.name)
+            .metric_name(&*point.series.name)
             .set_dimensions(Some(dimensions))
             .timestamp(DateTime::from_millis(millis))
             .unit(unit(point.series.unit))

@@ -75,7 +75,7 @@ fn batch(n: usize) -> Vec<Point> {
             let step = 1_000 + i as u64 * 37;
             Point {
                 series: Arc::new(Series {
-                    name: SERIES[i % 2].0.to_owned(),
+                    name: SERIES[i % 2].0.into(),
                     dimensions: Dimensions::new([("service", format!("svc:app-{}", i / 2))]),
                     unit: Unit::Bytes,
                 }),

@@ -145,7 +145,7 @@ impl Encoder {
             }
         };
         let s = &p.series;
-        let description = self.descriptions.get(&s.name).cloned().unwrap_or_else(|| {
+        let description = self.descriptions.get(&*s.name).cloned().unwrap_or_else(|| {
             let (before, after) = DEFAULT_DESCRIPTION;
             format!("{before}{}{after}", s.name)
         });
@@ -198,7 +198,7 @@ impl Encoder {
             Value::Gauge(_) => return 0,
         };
         let point = message(interval) + message(value);
-        let description = match self.descriptions.get(&s.name) {
+        let description = match self.descriptions.get(&*s.name) {
             Some(d) => d.len(),
             None => DEFAULT_DESCRIPTION.0.len() + s.name.len() + DEFAULT_DESCRIPTION.1.len(),
         };

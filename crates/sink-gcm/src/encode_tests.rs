@@ -38,8 +38,8 @@ fn encoder() -> Encoder {
 
 fn series(name: &str, dims: &[(&str, &str)], unit: Unit) -> Arc<Series> {
     Arc::new(Series {
-        name: name.into(),
-        dimensions: Dimensions::new(dims.iter().copied()),
+        name: name.to_owned().into(),
+        dimensions: Dimensions::new(dims.iter().map(|&(k, v)| (k.to_owned(), v))),
         unit,
     })
 }

@@ -2,17 +2,22 @@
 //! time, asks it for request-sized batches, sends them with the sink, and reports back; the
 //! driver decides everything else, once, for every sink.
 
+mod buckets;
+
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use hashbrown::HashTable;
 use serde::ser::{Serialize, SerializeSeq as _, SerializeStruct as _, Serializer};
 use tailship_model::{CounterPoint, GaugePoint, Series, Timestamp};
 
 use crate::point::bucket_of;
 use crate::stats::Stats;
 use crate::{DriverState, Limits, Point, Rejection, Report, Sink, SinkError, Value, Values};
+use buckets::Buckets;
 
 /// What [`Driver::restore`] took back from a checkpoint.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -66,7 +71,7 @@ pub struct Batch<'a> {
 struct Queue {
     series: Arc<Series>,
     /// Pending buckets, oldest first.
-    buckets: VecDeque<Value>,
+    buckets: Buckets,
     in_flight: bool,
     /// Whether the series is in `Driver::ready`.
     queued: bool,
@@ -104,7 +109,10 @@ pub struct Driver {
     /// One queue per series, by slot: the series' slot is found by hashing once per point
     /// pushed; everything else (`ready`, batching) goes by slot.
     queues: Vec<Option<Queue>>,
-    slots: HashMap<Arc<Series>, u32, foldhash::fast::RandomState>,
+    /// The slot of each queue, found by its series (`slot_of`): a table of bare slots, 5
+    /// bytes a series where a map from series to slot took 17.
+    slots: HashTable<u32>,
+    hasher: foldhash::fast::RandomState,
     /// Slots of `queues` free for new series.
     free: Vec<u32>,
     /// Slots of series that may have something to send, in arrival order.
@@ -141,7 +149,8 @@ impl Driver {
             values: sink.values(),
             config,
             queues: Vec::new(),
-            slots: HashMap::default(),
+            slots: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             free: Vec::new(),
             ready: VecDeque::new(),
             in_flight: HashMap::new(),
@@ -233,8 +242,8 @@ impl Driver {
         series: &Arc<Series>,
         value: Value,
     ) -> Option<Timestamp> {
-        let slot = match self.slots.get(series) {
-            Some(&slot) => slot,
+        let slot = match self.slot_of(series) {
+            Some(slot) => slot,
             None if !sink.selects(series) => return None,
             None => {
                 let refused = sink.admit(series).err();
@@ -300,8 +309,29 @@ impl Driver {
                 u32::try_from(self.queues.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        self.slots.insert(series, slot);
+        let (queues, hasher) = (&self.queues, &self.hasher);
+        self.slots
+            .insert_unique(hasher.hash_one(&*series), slot, |&s| {
+                // Every slot in the table holds a queue (`sweep` takes a freed one out).
+                queues
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .map_or(0, |q| hasher.hash_one(&*q.series))
+            });
         slot
+    }
+
+    /// The slot of `series`' queue, if it has one.
+    fn slot_of(&self, series: &Series) -> Option<u32> {
+        let queues = &self.queues;
+        self.slots
+            .find(self.hasher.hash_one(series), |&s| {
+                queues
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|q| *q.series == *series)
+            })
+            .copied()
     }
 
     /// Forgets series with nothing pending whose spacing no longer matters.
@@ -316,8 +346,14 @@ impl Driver {
                     || q.last_sent.is_some_and(|t| now.since(t) < spacing)
             });
             if !keep && let Some(q) = entry.take() {
-                self.slots.remove(&q.series);
-                self.free.extend(u32::try_from(slot).ok());
+                let slot = u32::try_from(slot).unwrap_or(u32::MAX);
+                if let Ok(found) = self
+                    .slots
+                    .find_entry(self.hasher.hash_one(&*q.series), |&s| s == slot)
+                {
+                    found.remove();
+                }
+                self.free.push(slot);
             }
         }
     }
@@ -664,7 +700,7 @@ impl Driver {
     /// A series' point came back: acknowledged at `sent`, or to be sent again (`requeue`).
     fn release(&mut self, series: &Arc<Series>, sent: Option<Timestamp>, requeue: Option<Value>) {
         self.hold_until = None;
-        let Some(&slot) = self.slots.get(series) else {
+        let Some(slot) = self.slot_of(series) else {
             return;
         };
         let Some(queue) = queue_mut(&mut self.queues, slot) else {
@@ -699,7 +735,7 @@ impl Driver {
     }
 
     fn queue_of(&mut self, series: &Series) -> Option<&mut Queue> {
-        let slot = *self.slots.get(series)?;
+        let slot = self.slot_of(series)?;
         queue_mut(&mut self.queues, slot)
     }
 
@@ -738,9 +774,8 @@ impl Driver {
             .filter_map(move |run| {
                 let series = &run.first()?.series;
                 let queue = self
-                    .slots
-                    .get(&**series)
-                    .and_then(|&slot| self.queues.get(slot as usize)?.as_ref());
+                    .slot_of(series)
+                    .and_then(|slot| self.queues.get(slot as usize)?.as_ref());
                 Some(Entry {
                     series,
                     flying: run,
@@ -768,11 +803,20 @@ impl Driver {
     /// again and counts them as possible duplicates (nothing can tell whether the provider
     /// wrote them); a running total sink holds the series' next point back by the spacing,
     /// as if they had been written, so that it is accepted either way.
-    pub fn restore(&mut self, sink: &dyn Sink, state: DriverState) -> Restored {
+    ///
+    /// `shared` gives the tracker's own copy of a series, if it has one: the driver keeps it
+    /// instead of the checkpoint's, so that a restarted agent holds each series once, as a
+    /// fresh one does.
+    pub fn restore(
+        &mut self,
+        sink: &dyn Sink,
+        state: DriverState,
+        shared: impl Fn(&Series) -> Option<Arc<Series>>,
+    ) -> Restored {
         self.hold_until = None;
         let mut restored = Restored::default();
         for s in state.series {
-            let series = Arc::new(s.series);
+            let series = shared(&s.series).unwrap_or_else(|| Arc::new(s.series));
             let mut last_sent = s.last_sent;
             let in_flight = s.in_flight.min(s.buckets.len());
             for (i, value) in s.buckets.into_iter().enumerate() {
@@ -808,9 +852,7 @@ impl Queue {
     fn new(series: Arc<Series>) -> Self {
         Self {
             series,
-            // Room for one bucket, the usual number (a running total has only one): the
-            // first push would otherwise make room for four, 200 bytes more per series.
-            buckets: VecDeque::with_capacity(1),
+            buckets: Buckets::Empty,
             in_flight: false,
             queued: false,
             last_sent: None,
@@ -838,14 +880,14 @@ struct Entry<'a> {
     series: &'a Series,
     /// Its points in a request, oldest first.
     flying: &'a [Point],
-    pending: Option<&'a VecDeque<Value>>,
+    pending: Option<&'a Buckets>,
     last_sent: Option<Timestamp>,
 }
 
 impl Entry<'_> {
     /// Every bucket not acknowledged, oldest first: those in flight, then the pending ones.
     fn buckets(&self) -> impl Iterator<Item = &Value> {
-        let pending = self.pending.into_iter().flatten();
+        let pending = self.pending.into_iter().flat_map(Buckets::iter);
         self.flying.iter().map(|p| &p.value).chain(pending)
     }
 }
@@ -883,7 +925,7 @@ impl Serialize for Entry<'_> {
         impl Serialize for Buckets<'_, '_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 let entry = self.0;
-                let len = entry.flying.len() + entry.pending.map_or(0, VecDeque::len);
+                let len = entry.flying.len() + entry.pending.map_or(0, |b| b.len());
                 sequence(serializer, len, entry.buckets())
             }
         }
@@ -912,7 +954,7 @@ fn sequence<S: Serializer, T: Serialize>(
 
 /// Merges the two oldest buckets into one, so that a long outage costs a bounded number of
 /// buckets per series and no bytes.
-fn merge_oldest(buckets: &mut VecDeque<Value>) {
+fn merge_oldest(buckets: &mut Buckets) {
     if let (Some(mut oldest), Some(next)) = (buckets.pop_front(), buckets.front_mut())
         && oldest.absorb(next)
     {

@@ -189,6 +189,11 @@ impl Tracker {
         &self.state
     }
 
+    /// The tracker's own copy of a published series it knows, to share rather than copy.
+    pub fn shared(&self, series: &Series) -> Option<Arc<Series>> {
+        self.state.find(series).map(Arc::clone)
+    }
+
     /// Raw series tracked.
     pub fn series(&self) -> usize {
         self.state.raw.len()
@@ -514,7 +519,7 @@ impl Tracker {
         let mut outs = [NO_OUTPUT; 2];
         if p.aggregate || p.dimensions.is_empty() {
             let series = Series {
-                name: p.name.to_string(),
+                name: p.name.clone(),
                 dimensions: Dimensions::none(),
                 unit: p.unit,
             };
@@ -522,7 +527,7 @@ impl Tracker {
         }
         if !p.dimensions.is_empty() {
             let series = Series {
-                name: p.name.into_owned(),
+                name: p.name,
                 dimensions: p.dimensions,
                 unit: p.unit,
             };

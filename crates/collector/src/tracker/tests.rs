@@ -455,6 +455,82 @@ fn state_round_trips_through_json_and_the_tracker_continues() {
     );
 }
 
+#[test]
+fn a_restored_state_borrows_catalog_names_and_shares_its_series() {
+    use std::borrow::Cow;
+    let mut t = Tracker::new(TrackerConfig::default());
+    let target = TargetInfo::default();
+    let body = |v: u64| {
+        expo(&format!(
+            "out{{path=\"derp\"}} {v}\nnewctr{{zone=\"a\"}} {v}\nrelay{{transport_in=\"udp4\",transport_out=\"udp6\"}} {v}"
+        ))
+    };
+    let borrowed = |s: &Series| {
+        let keys: Vec<bool> = s
+            .dimensions
+            .iter()
+            .map(|(k, _)| {
+                // A borrowed dimension name points into the catalog's static table.
+                catalog::CATALOG.iter().any(|e| match e.breakdown {
+                    catalog::Breakdown::Labels(keep) => keep.iter().any(|c| std::ptr::eq(*c, k)),
+                    _ => false,
+                })
+            })
+            .collect();
+        (matches!(s.name, Cow::Borrowed(_)), keys)
+    };
+    t.observe(body(10).as_bytes(), &target, Timestamp::from_millis(1_000))
+        .unwrap();
+    let second = t
+        .observe(body(11).as_bytes(), &target, Timestamp::from_millis(1_500))
+        .unwrap();
+    let fresh: BTreeSet<_> = second
+        .counters
+        .iter()
+        .map(|c| (c.series.to_string(), borrowed(&c.series)))
+        .collect();
+    // A scrape borrows a catalog family's name and dimension names, and owns a derived one's.
+    assert!(fresh.contains(&(
+        "tailscale.bytes.sent.total{path=derp}".to_owned(),
+        (true, vec![true])
+    )));
+    assert!(fresh.contains(&(
+        "tailscale.new.thing.total{zone=a}".to_owned(),
+        (false, vec![false])
+    )));
+    assert_eq!(fresh.len(), 6, "{fresh:?}");
+
+    let json = serde_json::to_string(t.state()).unwrap();
+    let mut restored = Tracker::restore(
+        TrackerConfig::default(),
+        serde_json::from_str(&json).unwrap(),
+    )
+    .unwrap();
+    let o = restored
+        .observe(body(12).as_bytes(), &target, Timestamp::from_millis(2_000))
+        .unwrap();
+    let after: BTreeSet<_> = o
+        .counters
+        .iter()
+        .map(|c| (c.series.to_string(), borrowed(&c.series)))
+        .collect();
+    assert_eq!(
+        after, fresh,
+        "a restored tracker holds its series as a fresh one does"
+    );
+    for c in &o.counters {
+        // Equal to the restored copy, and the very same allocation.
+        let shared = restored.shared(&c.series).unwrap();
+        assert!(Arc::ptr_eq(&shared, &c.series), "{}", c.series);
+    }
+    let unknown = Series {
+        name: "tailscale.nope".into(),
+        dimensions: Dimensions::none(),
+        unit: tailship_model::Unit::Count,
+    };
+    assert!(restored.shared(&unknown).is_none());
+}
+
 /// One step of a scripted history over three `path` counters and one relay counter.
 #[derive(Clone, Debug)]
 enum Step {

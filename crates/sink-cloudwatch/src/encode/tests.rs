@@ -9,8 +9,8 @@ const T: u64 = 1_700_000_040_000;
 
 fn series(name: &str, dims: &[(&str, &str)], unit: Unit) -> Arc<Series> {
     Arc::new(Series {
-        name: name.to_owned(),
-        dimensions: Dimensions::new(dims.iter().copied()),
+        name: name.to_owned().into(),
+        dimensions: Dimensions::new(dims.iter().map(|&(k, v)| (k.to_owned(), v))),
         unit,
     })
 }

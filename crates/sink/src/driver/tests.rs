@@ -492,7 +492,7 @@ fn a_restored_running_total_goes_after_the_spacing_without_a_newer_scrape() {
     let state = sim.driver.state();
     let mut restarted = Sim::new(limits, Values::Totals, 2);
     restarted.now = sim.now;
-    restarted.driver.restore(&restarted.sink, state);
+    restarted.driver.restore(&restarted.sink, state, |_| None);
     assert_eq!(
         restarted.flush(false, ok),
         0,
@@ -666,6 +666,37 @@ fn a_series_is_in_one_request_at_a_time() {
     );
 }
 
+/// A restored driver keeps the tracker's copy of a series (given by `shared`) rather than
+/// the checkpoint's, in its queue and in the points it hands out.
+#[test]
+fn a_restored_driver_shares_the_series_it_is_given() {
+    let mut sim = Sim::new(Limits::default(), Values::Deltas, 2);
+    sim.scrape(4);
+    sim.scrape(4);
+    let json = serde_json::to_string(&sim.driver.state()).unwrap();
+    let tracker_copy = series(0);
+    let mut restored = Driver::new(&sim.sink, DriverConfig::default());
+    let r = restored.restore(&sim.sink, serde_json::from_str(&json).unwrap(), |s| {
+        (*s == *tracker_copy).then(|| Arc::clone(&tracker_copy))
+    });
+    assert_eq!(r.points, 2);
+    let queued = |d: &mut Driver, s: &Series| Arc::clone(&d.queue_of(s).unwrap().series);
+    assert!(Arc::ptr_eq(
+        &queued(&mut restored, &tracker_copy),
+        &tracker_copy
+    ));
+    // A series the tracker does not have keeps the checkpoint's copy.
+    let other = series(1);
+    assert!(!Arc::ptr_eq(&queued(&mut restored, &other), &other));
+    let batch = restored.take_batch(&sim.sink, sim.now, true).unwrap();
+    let p0 = batch
+        .points
+        .iter()
+        .find(|p| *p.series == *tracker_copy)
+        .unwrap();
+    assert!(Arc::ptr_eq(&p0.series, &tracker_copy));
+}
+
 #[test]
 fn state_keeps_in_flight_and_pending_points_across_a_restart() {
     let mut sim = Sim::new(
@@ -687,7 +718,7 @@ fn state_keeps_in_flight_and_pending_points_across_a_restart() {
     let _ = id; // killed while the request was in flight
 
     let mut restored = Driver::new(&sim.sink, DriverConfig::default());
-    restored.restore(&sim.sink, serde_json::from_str(&json).unwrap());
+    restored.restore(&sim.sink, serde_json::from_str(&json).unwrap(), |_| None);
     assert_eq!(restored.pending_points(), 3);
     let mut total = 0;
     while let Some(b) = restored.take_batch(&sim.sink, sim.now, true) {
@@ -727,7 +758,7 @@ fn in_flight_points_are_marked_and_restored_as_possible_duplicates() {
         let json = serde_json::to_string(&state).unwrap();
 
         let mut restored = Driver::new(&sim.sink, DriverConfig::default());
-        let r = restored.restore(&sim.sink, serde_json::from_str(&json).unwrap());
+        let r = restored.restore(&sim.sink, serde_json::from_str(&json).unwrap(), |_| None);
         assert_eq!((r.points, r.in_flight.len()), (3, in_batch));
         match values {
             Values::Deltas => {
