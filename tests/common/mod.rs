@@ -42,11 +42,7 @@ pub fn tailship(args: &[&str]) -> Output {
 
 /// The checkpoint at `path` as JSON, read by `tailship state`; `None` while there is none.
 pub fn checkpoint(path: &Path) -> Option<Value> {
-    let out = Command::new(BIN)
-        .args(["state", "--path"])
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = tailship(&["state", "--path", path.to_str().unwrap()]);
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

@@ -313,10 +313,7 @@ impl Driver {
         self.slots
             .insert_unique(hasher.hash_one(&*series), slot, |&s| {
                 // Every slot in the table holds a queue (`sweep` takes a freed one out).
-                queues
-                    .get(s as usize)
-                    .and_then(Option::as_ref)
-                    .map_or(0, |q| hasher.hash_one(&*q.series))
+                self::queue(queues, s).map_or(0, |q| hasher.hash_one(&*q.series))
             });
         slot
     }
@@ -326,10 +323,7 @@ impl Driver {
         let queues = &self.queues;
         self.slots
             .find(self.hasher.hash_one(series), |&s| {
-                queues
-                    .get(s as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|q| *q.series == *series)
+                queue(queues, s).is_some_and(|q| *q.series == *series)
             })
             .copied()
     }
@@ -775,7 +769,7 @@ impl Driver {
                 let series = &run.first()?.series;
                 let queue = self
                     .slot_of(series)
-                    .and_then(|slot| self.queues.get(slot as usize)?.as_ref());
+                    .and_then(|slot| queue(&self.queues, slot));
                 Some(Entry {
                     series,
                     flying: run,
@@ -868,6 +862,11 @@ fn earlier(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<Timestamp> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The queue in `slot`, if one is there.
+fn queue(queues: &[Option<Queue>], slot: u32) -> Option<&Queue> {
+    queues.get(slot as usize)?.as_ref()
 }
 
 /// The queue in `slot`, if one is there.

@@ -112,8 +112,7 @@ impl TrackerState {
 
     /// The published series equal to `series`, if there is one.
     pub(super) fn find(&self, series: &Series) -> Option<&Arc<Series>> {
-        let id = self.index.get(&self.outputs, series)?;
-        Some(&self.outputs.get(id as usize)?.as_ref()?.series)
+        series_of(&self.outputs, self.index.get(&self.outputs, series)?)
     }
 
     /// Forgets raw series not seen for `ttl`, and published series none of them feeds.
@@ -177,7 +176,7 @@ pub(super) struct Index {
 }
 
 /// The series of output `id`, if there is one.
-fn series_of(outputs: &[Option<Output>], id: u32) -> Option<&Series> {
+fn series_of(outputs: &[Option<Output>], id: u32) -> Option<&Arc<Series>> {
     Some(&outputs.get(id as usize)?.as_ref()?.series)
 }
 
@@ -185,7 +184,7 @@ impl Index {
     pub(super) fn get(&self, outputs: &[Option<Output>], series: &Series) -> Option<u32> {
         self.table
             .find(self.hasher.hash_one(series), |&id| {
-                series_of(outputs, id).is_some_and(|s| s == series)
+                series_of(outputs, id).is_some_and(|s| **s == *series)
             })
             .copied()
     }
@@ -196,7 +195,7 @@ impl Index {
         self.table
             .insert_unique(hasher.hash_one(series), id, |&id| {
                 // Every id in the table has its output (`evict` takes a freed one out).
-                series_of(outputs, id).map_or(0, |s| hasher.hash_one(s))
+                series_of(outputs, id).map_or(0, |s| hasher.hash_one(&**s))
             });
     }
 

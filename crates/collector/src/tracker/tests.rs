@@ -484,11 +484,13 @@ fn a_restored_state_borrows_catalog_names_and_shares_its_series() {
     let second = t
         .observe(body(11).as_bytes(), &target, Timestamp::from_millis(1_500))
         .unwrap();
-    let fresh: BTreeSet<_> = second
-        .counters
-        .iter()
-        .map(|c| (c.series.to_string(), borrowed(&c.series)))
-        .collect();
+    let summary = |o: &Observation| -> BTreeSet<_> {
+        o.counters
+            .iter()
+            .map(|c| (c.series.to_string(), borrowed(&c.series)))
+            .collect()
+    };
+    let fresh = summary(&second);
     // A scrape borrows a catalog family's name and dimension names, and owns a derived one's.
     assert!(fresh.contains(&(
         "tailscale.bytes.sent.total{path=derp}".to_owned(),
@@ -509,11 +511,7 @@ fn a_restored_state_borrows_catalog_names_and_shares_its_series() {
     let o = restored
         .observe(body(12).as_bytes(), &target, Timestamp::from_millis(2_000))
         .unwrap();
-    let after: BTreeSet<_> = o
-        .counters
-        .iter()
-        .map(|c| (c.series.to_string(), borrowed(&c.series)))
-        .collect();
+    let after = summary(&o);
     assert_eq!(
         after, fresh,
         "a restored tracker holds its series as a fresh one does"
