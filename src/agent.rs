@@ -154,10 +154,7 @@ impl Agent {
         let mut sends: JoinSet<Sent> = JoinSet::new();
         // The scrape in progress runs as its own task, so that a hanging source never holds
         // up sends or a shutdown.
-        let mut scraping: Option<(
-            Timestamp,
-            tokio::task::JoinHandle<Result<Fetched, SourceError>>,
-        )> = None;
+        let mut scraping: Option<tokio::task::JoinHandle<Result<Fetched, SourceError>>> = None;
         let mut deadline: Option<Instant> = None;
         let mut dirty = false;
         // An answer to deltas (acknowledgement or refusal) is not written yet.
@@ -176,7 +173,9 @@ impl Agent {
             // checkpoint a little behind loses nothing (the tracker state it holds has
             // shipped nothing since, so the next scrape counts the whole increase again),
             // and at 10k series one checkpoint is megabytes.
-            let taken = self.take_batches(deadline.is_some());
+            // At shutdown, buckets still open go too, but only once no scrape is under way:
+            // its points, pushed after them, would go out as second datums of those buckets.
+            let taken = self.take_batches(deadline.is_some() && scraping.is_none());
             let waiting = self.slots.iter().any(|s| !s.waiting.is_empty());
             let due = dirty
                 && (self.saved_at.elapsed() >= self.checkpoint_interval
@@ -210,15 +209,20 @@ impl Agent {
             tokio::select! {
                 _ = tick.tick(), if deadline.is_none() && scraping.is_none() => {
                     let source = Arc::clone(&self.source);
-                    scraping = Some((Timestamp::now(), tokio::spawn(async move { source.fetch().await })));
+                    scraping = Some(tokio::spawn(async move { source.fetch().await }));
                 }
-                (at, fetched) = async {
+                fetched = async {
                     match &mut scraping {
-                        Some((at, task)) => (*at, task.await),
+                        Some(task) => task.await,
                         None => std::future::pending().await,
                     }
                 }, if scraping.is_some() => {
                     scraping = None;
+                    // Stamped when the body is in, not when the scrape began: its points are
+                    // pushed now, before any send can look at the clock again, so a bucket
+                    // that a send found closed never gets a point of a scrape still running
+                    // then (which would go out as a second datum of that bucket).
+                    let at = Timestamp::now();
                     match fetched {
                         Ok(result) => self.scraped(result, at),
                         Err(e) => tracing::error!(error = %e, "the scrape task failed"),
@@ -240,7 +244,7 @@ impl Agent {
                 _ = tokio::time::sleep_until(stop_at), if deadline.is_some() => {}
             }
         }
-        if let Some((_, task)) = scraping.take() {
+        if let Some(task) = scraping.take() {
             task.abort();
         }
         sends.abort_all();

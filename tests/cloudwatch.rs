@@ -163,6 +163,58 @@ fn ministack_aggregates_have_no_dimensions() {
     assert!(by_path.metrics().is_empty());
 }
 
+/// A scrape still running when its bucket closes belongs to the next bucket: its points are
+/// stamped when the body is in. Stamped when the scrape began, they landed in a bucket a
+/// send had already taken, and went out as a second datum of that series and second.
+#[test]
+fn a_scrape_running_when_a_bucket_closes_sends_no_second_datum_of_it() {
+    let cw = FakeCloudWatch::start();
+    let dir = temp_dir("cw-straddle");
+    let fake = FakeTailscaled::start();
+    let mut node = SimNode::new();
+    fake.serve(&node);
+    let extra = format!(
+        "[sinks.cloudwatch]\nregion = \"us-east-1\"\nendpoint = {:?}\nstorage_resolution = 1\n\
+         breakdowns = [\"*\"]\n",
+        cw.endpoint()
+    );
+    let config = common::config(&dir, &fake, &extra);
+    let mut agent = Agent::with_env(&["run", "--config", config.to_str().unwrap()], ENV);
+    wait_until("the baseline scrape", LIMIT, || fake.requests() >= 1);
+    node.mark();
+    // Scrapes every 200 ms that take 170 ms: one is running at nearly every second's end,
+    // when that second's bucket closes and is sent.
+    fake.set_delay(Duration::from_millis(170));
+    let start = Instant::now();
+    let mut k = 0;
+    while start.elapsed() < Duration::from_secs(6) {
+        k += 1;
+        step(&fake, &mut node, |n| traffic(n, k));
+    }
+    // SIGTERM with a scrape running too: the shutdown's flush of the open buckets must wait
+    // for its points.
+    assert_eq!(agent.term(LIMIT), Some(0));
+    let mut seen = std::collections::BTreeSet::new();
+    let datums = cw.datums();
+    assert!(datums.len() > 100, "{} datums", datums.len());
+    for d in datums {
+        assert!(
+            seen.insert((d.key(), d.timestamp.unwrap().to_bits())),
+            "{} sent twice for {:?}",
+            d.key(),
+            d.timestamp
+        );
+    }
+    let sums: BTreeMap<String, u64> = cw
+        .sums()
+        .into_iter()
+        .filter(|(k, _)| k.split('{').next().is_some_and(|n| n.ends_with(".total")))
+        .map(|(k, v)| (k, v as u64))
+        .collect();
+    // Every byte once, the scrape under way at SIGTERM included.
+    assert_exact(&truth(&node), &sums);
+}
+
 #[test]
 fn a_throttling_storm_and_an_outage_lose_nothing_and_duplicate_nothing() {
     let cw = FakeCloudWatch::start();

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 use tailship_model::{Dimensions, Name, Unit};
 
-use crate::{MetricType, Sample};
+use crate::{Labels, MetricType, Sample};
 
 /// Whether a catalog series is a cumulative counter or a gauge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -398,6 +398,15 @@ pub struct Published {
 
 /// How a sample of this class is published; `None` when it is not.
 pub fn published(class: Class, sample: &Sample<'_>) -> Option<Published> {
+    published_as(class, sample.name, &sample.labels)
+}
+
+/// [`published`] from the two parts of a sample it reads: its name and its labels.
+pub(crate) fn published_as(
+    class: Class,
+    sample_name: &str,
+    labels: &Labels<'_>,
+) -> Option<Published> {
     let (name, kind, unit, aggregate, breakdown) = match class {
         Class::Known(e) => (
             Cow::Borrowed(e.name),
@@ -407,16 +416,16 @@ pub fn published(class: Class, sample: &Sample<'_>) -> Option<Published> {
             e.breakdown,
         ),
         Class::Derived(kind) => (
-            Cow::Owned(derived_name(sample.name)),
+            Cow::Owned(derived_name(sample_name)),
             kind,
-            derived_unit(sample.name, kind),
+            derived_unit(sample_name, kind),
             kind == Kind::Counter,
             Breakdown::All,
         ),
         Class::Selected(kind) => (
-            Cow::Owned(client_metric_name(sample.name)),
+            Cow::Owned(client_metric_name(sample_name)),
             kind,
-            derived_unit(sample.name, kind),
+            derived_unit(sample_name, kind),
             kind == Kind::Counter,
             Breakdown::All,
         ),
@@ -424,17 +433,16 @@ pub fn published(class: Class, sample: &Sample<'_>) -> Option<Published> {
     };
     let dimensions = match breakdown {
         Breakdown::NameSuffix(dimension) => {
-            let label = lookup_prefixed(sample.name).map_or("", |(_, l)| l);
+            let label = lookup_prefixed(sample_name).map_or("", |(_, l)| l);
             Dimensions::new([(dimension, label)])
         }
         // The catalog's own name of a kept label: not a copy per series.
         Breakdown::Labels(keep) => Dimensions::new(
-            sample
-                .labels
+            labels
                 .iter()
                 .filter_map(|(k, v)| Some((*keep.iter().find(|&&c| c == k)?, v))),
         ),
-        Breakdown::All => Dimensions::new(sample.labels.iter().map(|(k, v)| (k.to_owned(), v))),
+        Breakdown::All => Dimensions::new(labels.iter().map(|(k, v)| (k.to_owned(), v))),
     };
     Some(Published {
         name,

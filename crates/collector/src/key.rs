@@ -3,6 +3,43 @@ use crate::Sample;
 /// Up to this many labels out of order are sorted without allocating.
 const FEW: usize = 8;
 
+/// The canonical key of `sample` without writing it, when the text as written already is
+/// one: labels in name order, no escapes, nothing between the pairs but commas (as
+/// tailscaled and the Prometheus clients write them). Else [`write_key`] makes one.
+pub fn written_key<'a>(sample: &Sample<'a>) -> Option<&'a str> {
+    if sample.labels.is_empty() {
+        return Some(sample.name);
+    }
+    let written = sample.written?;
+    // The name, the braces, and per pair its name, `="`, its value, `"`, and a comma
+    // between pairs: the text holds at least these, and is canonical when it holds no more.
+    let mut len = sample.name.len() + 2;
+    let mut previous = "";
+    for (i, (k, v)) in sample.labels.raw_pairs().enumerate() {
+        if i > 0 {
+            if !ascending(previous, k) {
+                return None;
+            }
+            len += 1;
+        }
+        if v.as_bytes().contains(&b'\\') {
+            return None;
+        }
+        len += k.len() + v.len() + 3;
+        previous = k;
+    }
+    (len == written.len()).then_some(written)
+}
+
+/// `a < b`, settled by the first bytes when they differ (label names mostly do) without a
+/// call to `memcmp`.
+fn ascending(a: &str, b: &str) -> bool {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x < y,
+        _ => a < b,
+    }
+}
+
 /// Writes the canonical key of a raw series: `name{a="x",b="y"}` with labels sorted by name
 /// and values escaped as in the exposition.
 pub fn write_key(buf: &mut String, sample: &Sample<'_>) {
@@ -91,6 +128,73 @@ mod tests {
         let mut key = String::new();
         write_key(&mut key, &sample);
         assert_eq!(key, expected);
+        if let Some(written) = written_key(&sample) {
+            assert_eq!(written, expected, "the text as written, taken as the key");
+        }
+    }
+
+    fn sample_of(body: &str) -> crate::Sample<'_> {
+        match crate::parse(body.as_bytes()).next() {
+            Some(Ok(crate::Event::Sample(sample))) => sample,
+            other => panic!("{body:?} is not a sample: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_text_as_written_is_the_key_when_it_is_canonical() {
+        for (line, key) in [
+            ("a 1\n", "a"),
+            ("a{a=\"1\"} 1\n", "a{a=\"1\"}"),
+            ("a{a=\"1\",b=\"x y\"} 1\n", "a{a=\"1\",b=\"x y\"}"),
+            ("a{a=\"\",b=\"é\"} 1\n", "a{a=\"\",b=\"é\"}"),
+            ("a{} 1\n", "a"),
+        ] {
+            assert_eq!(written_key(&sample_of(line)), Some(key), "{line}");
+        }
+        // Out of order, an escape, a trailing comma, blanks, a timestamp: written out.
+        for line in [
+            "a{b=\"2\",a=\"1\"} 1\n",
+            "a{a=\"x\\\"y\"} 1\n",
+            "a{a=\"1\",} 1\n",
+            "a{a=\"1\", b=\"2\"} 1\n",
+            "a {a=\"1\"} 1\n",
+            "a{a=\"1\"} 1 1700000000000\n",
+        ] {
+            assert_eq!(written_key(&sample_of(line)), None, "{line}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the text, the key taken as written is the key written out.
+        #[test]
+        fn a_key_taken_as_written_is_the_written_key(
+            labels in proptest::collection::vec(
+                // Values as written: plain, or with escapes, `\q` (kept as written) among them.
+                ("[a-c]{1,2}", proptest::prop_oneof![4 => "[a-z é]{0,4}", 1 => r#"(\\[\\"nq]|a){1,3}"#]),
+                0..4,
+            ),
+            sep in proptest::prop_oneof![4 => proptest::strategy::Just(","), 1 => proptest::strategy::Just(", "), 1 => proptest::strategy::Just(" ,")],
+            trailing in proptest::bool::weighted(0.2),
+            blank in proptest::bool::weighted(0.2),
+        ) {
+            let mut seen = std::collections::BTreeSet::new();
+            let pairs: Vec<String> = labels
+                .iter()
+                .filter(|(k, _)| seen.insert(k.clone()))
+                .map(|(k, v)| format!("{k}=\"{v}\""))
+                .collect();
+            let mut text = pairs.join(sep);
+            if trailing && !pairs.is_empty() {
+                text.push(',');
+            }
+            let body = format!("m{}{{{text}}} 1\n", if blank { " " } else { "" });
+            let sample = sample_of(&body);
+            let mut key = String::new();
+            write_key(&mut key, &sample);
+            if let Some(written) = written_key(&sample) {
+                proptest::prop_assert_eq!(written, key.as_str());
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! One full `CreateTimeSeries` request of 200 time series (Cloud Monitoring's cap) as
-//! `GcmSink::send` makes it: the sink's `Encoder` (points → `CreateTimeSeriesRequest`), then
-//! the protobuf encoding of that request, which is what tonic's prost codec runs on it
-//! (`Message::encode`; the client sends it uncompressed).
+//! `GcmSink::send` makes it: the sink's `Encoder`, points → the request's protobuf bytes,
+//! which tonic then sends as they are. Beside it, for comparison, the way it was made before:
+//! the prost messages (`Encoder::time_series`, the tests' reference) and `Message::encode`,
+//! which is what tonic's prost codec runs on them.
 //!
 //! `cargo bench -p tailship-sink-gcm --bench encode`; the figures are in docs/PERFORMANCE.md.
 //! Under `cargo test` each benchmark runs once.
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use divan::counter::ItemsCount;
 use divan::{Bencher, black_box};
+use gcloud_sdk::google::monitoring::v3::CreateTimeSeriesRequest;
 use gcloud_sdk::prost::Message as _;
 use tailship_model::{Dimensions, Series, Timestamp, Unit};
 use tailship_sink::{CounterStats, Point, Value};
@@ -94,34 +96,55 @@ fn batch(n: usize) -> Vec<Point> {
         .collect()
 }
 
-/// Points → the request and its protobuf bytes.
+/// Points → the request's bytes, as `send` makes them.
 fn body(encoder: &Encoder, points: &[Point]) -> Vec<u8> {
     let Encoded { requests, refused } = encoder.encode(points);
     debug_assert!(refused.is_empty() && requests.len() == 1);
     requests
-        .first()
-        .map(|(request, _)| request.encode_to_vec())
+        .into_iter()
+        .next()
+        .map(|(body, _)| body)
         .unwrap_or_default()
 }
 
-/// The sink's step alone: points → `CreateTimeSeriesRequest`.
+/// Points → prost messages → bytes: the request built before `Encoder::encode` wrote bytes.
+fn prost_body(encoder: &Encoder, points: &[Point]) -> Vec<u8> {
+    CreateTimeSeriesRequest {
+        name: encoder.name.clone(),
+        time_series: points
+            .iter()
+            .filter_map(|p| encoder.time_series(p).ok())
+            .collect(),
+    }
+    .encode_to_vec()
+}
+
+/// The sink's step: points → the request's protobuf bytes (`Encoder::encode`).
 #[divan::bench]
 fn request(bencher: Bencher<'_, '_>) {
     let (encoder, points) = (encoder(), batch(MAX_SERIES_PER_REQUEST));
-    let encoded = encoder.encode(&points);
-    assert_eq!(encoded.requests.len(), 1, "one request holds the batch");
-    bencher
-        .counter(ItemsCount::new(points.len()))
-        .bench_local(|| encoder.encode(black_box(&points)));
-}
-
-/// Points → the request's protobuf bytes: the sink's request, then `Message::encode`.
-#[divan::bench]
-fn protobuf(bencher: Bencher<'_, '_>) {
-    let (encoder, points) = (encoder(), batch(MAX_SERIES_PER_REQUEST));
     let len = body(&encoder, &points).len();
     assert!(len > points.len() * 100 && len < MAX_REQUEST_BYTES);
+    assert_eq!(
+        CreateTimeSeriesRequest::decode(&*body(&encoder, &points)),
+        CreateTimeSeriesRequest::decode(&*prost_body(&encoder, &points)),
+        "the bytes are the prost request's"
+    );
     bencher
         .counter(ItemsCount::new(points.len()))
         .bench_local(|| body(&encoder, black_box(&points)));
+}
+
+/// The same bytes through prost, for comparison: `TimeSeries` messages, then
+/// `Message::encode`.
+#[divan::bench]
+fn prost(bencher: Bencher<'_, '_>) {
+    let (encoder, points) = (encoder(), batch(MAX_SERIES_PER_REQUEST));
+    assert_eq!(
+        prost_body(&encoder, &points).len(),
+        body(&encoder, &points).len()
+    );
+    bencher
+        .counter(ItemsCount::new(points.len()))
+        .bench_local(|| prost_body(&encoder, black_box(&points)));
 }

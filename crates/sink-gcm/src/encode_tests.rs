@@ -1,12 +1,15 @@
-//! Snapshots of the exact requests, and the chunking rules.
+//! Snapshots of the exact requests, the chunking rules, and the bytes against prost's
+//! encoding of the same requests.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use gcloud_sdk::google::api::metric_descriptor::{MetricKind, ValueType};
 use gcloud_sdk::google::monitoring::v3::{CreateTimeSeriesRequest, typed_value};
 use gcloud_sdk::prost::Message as _;
+use proptest::prelude::*;
+use proptest::sample::Index;
 use tailship_model::{Dimensions, Series, Timestamp, Unit};
 use tailship_sink::{CounterStats, GaugeStats, Point, Value};
 
@@ -73,6 +76,11 @@ fn gauge(s: Arc<Series>, at: u64, v: f64) -> Point {
             last: v,
         }),
     }
+}
+
+/// A request body as the service reads it.
+fn decode(body: &[u8]) -> CreateTimeSeriesRequest {
+    CreateTimeSeriesRequest::decode(body).expect("a body decodes")
 }
 
 /// Every field of a request, labels sorted (protobuf maps have no order).
@@ -175,7 +183,10 @@ fn counters_are_cumulative_int64_and_gauges_double() {
     assert!(encoded.refused.is_empty());
     assert_eq!(encoded.requests.len(), 1);
     assert_eq!(encoded.requests[0].1, vec![0, 1, 2, 3]);
-    snapshot("counters_and_gauges", &render(&encoded.requests[0].0));
+    snapshot(
+        "counters_and_gauges",
+        &render(&decode(&encoded.requests[0].0)),
+    );
 }
 
 /// The fewest requests: ceil(series / 200), in order, each series once per request.
@@ -203,7 +214,7 @@ fn batches_split_into_the_fewest_requests() {
             .requests
             .iter()
             .map(|(r, ix)| {
-                assert_eq!(r.time_series.len(), ix.len());
+                assert_eq!(decode(r).time_series.len(), ix.len());
                 ix.len()
             })
             .collect();
@@ -269,13 +280,15 @@ fn encoded_size_is_exact() {
         ),
     ];
     let encoded = e.encode(&points);
-    let request = &encoded.requests[0].0;
+    let body = &encoded.requests[0].0;
+    let request = decode(body);
     let empty = CreateTimeSeriesRequest {
         name: request.name.clone(),
         time_series: Vec::new(),
     };
     let sizes: usize = points.iter().map(|p| e.encoded_size(p)).sum();
     assert_eq!(request.encoded_len(), empty.encoded_len() + sizes);
+    assert_eq!(body.len(), empty.encoded_len() + sizes);
 }
 
 /// `encoded_size` counts without building the message: it agrees with the message's own
@@ -372,4 +385,204 @@ fn label_rules() {
 fn timestamps_keep_milliseconds() {
     let t = timestamp(Timestamp::from_millis(1_700_000_000_250));
     assert_eq!((t.seconds, t.nanos), (1_700_000_000, 250_000_000));
+}
+
+/// Any text: short pieces of a small alphabet (so that series repeat and labels are often
+/// empty), any characters at all, and runs longer than a one-byte length.
+fn text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => "[a_é✓.]{0,4}",
+        2 => prop::collection::vec(any::<char>(), 0..40).prop_map(String::from_iter),
+        1 => "[a-z]{100,200}",
+    ]
+}
+
+/// Two names the catalog describes, one it does not, and any other text.
+fn name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("tailscale.bytes.sent.total".to_owned()),
+        Just("tailscale.routes.advertised".to_owned()),
+        Just("tailscale.derived.some.family".to_owned()),
+        text(),
+    ]
+}
+
+/// Any project, prefix (empty too), resource (no labels to a few), and descriptions of some
+/// names (empty ones too).
+fn encoders() -> impl Strategy<Value = Encoder> {
+    let prefix = prop::sample::select(vec![
+        "",
+        "workload.googleapis.com/",
+        "custom.googleapis.com/a/",
+    ]);
+    (
+        text(),
+        prefix,
+        text(),
+        prop::collection::btree_map(text(), text(), 0..3),
+        prop::collection::btree_map(name(), text(), 0..4),
+    )
+        .prop_map(|(project, prefix, kind, labels, descriptions)| {
+            Encoder::new(
+                &project,
+                prefix,
+                &Resource { kind, labels },
+                Arc::new(descriptions),
+            )
+        })
+}
+
+/// Times in milliseconds: 0, within second 0, whole seconds, today's, and any.
+fn millis() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        Just(0),
+        0..3_000u64,
+        (0..2_000_000_000u64).prop_map(|s| s * 1000),
+        1_600_000_000_000..1_800_000_000_000u64,
+        any::<u64>(),
+    ]
+}
+
+/// Counters of any total (0, past `i64::MAX`), gauges of any value (not finite ones too).
+fn values() -> impl Strategy<Value = Value> {
+    let total = prop_oneof![Just(0), 0..300u64, any::<u64>(), i64::MAX as u64..];
+    let last = prop_oneof![
+        any::<f64>(),
+        Just(0.0),
+        Just(-0.0),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+    ];
+    prop_oneof![
+        (millis(), millis(), total).prop_map(|(start, end, cumulative)| {
+            Value::Counter(CounterStats {
+                start: Timestamp::from_millis(start),
+                bucket: Timestamp::from_millis(end),
+                end: Timestamp::from_millis(end),
+                count: 1,
+                sum: 1,
+                min: 1,
+                max: 1,
+                cumulative,
+            })
+        }),
+        (millis(), last).prop_map(|(at, last)| {
+            Value::Gauge(GaugeStats {
+                bucket: Timestamp::from_millis(at),
+                at: Timestamp::from_millis(at),
+                count: 1,
+                sum: last,
+                min: last,
+                max: last,
+                last,
+            })
+        }),
+    ]
+}
+
+/// Points of a few series, repeated (a series' second point goes to a second request);
+/// sometimes after hundreds of distinct series, more than one request holds.
+fn batches() -> impl Strategy<Value = Vec<Point>> {
+    let unit = prop::sample::select(vec![Unit::Bytes, Unit::Count, Unit::None]);
+    let any_series = (
+        name(),
+        prop::collection::btree_map(text(), text(), 0..=4),
+        unit,
+    )
+        .prop_map(|(name, dims, unit)| {
+            Arc::new(Series {
+                name: name.into(),
+                dimensions: Dimensions::new(dims),
+                unit,
+            })
+        });
+    let wide = prop_oneof![5 => Just(0), 1 => 150..450usize];
+    (
+        wide,
+        prop::collection::vec(any_series, 1..6),
+        prop::collection::vec((any::<Index>(), values()), 0..40),
+    )
+        .prop_map(|(wide, pool, picks)| {
+            let many = (0..wide).map(|i| {
+                counter(
+                    series(
+                        "tailscale.wide.total",
+                        &[("i", &i.to_string())],
+                        Unit::Count,
+                    ),
+                    0,
+                    10_000,
+                    i as u64,
+                )
+            });
+            let few = picks.into_iter().map(|(ix, value)| Point {
+                series: Arc::clone(ix.get(&pool)),
+                value,
+            });
+            many.chain(few).collect()
+        })
+}
+
+proptest! {
+    /// Each body decodes to exactly the request prost builds from the same points, is as
+    /// long as the request's name and the points' `encoded_size`, and is prost's very bytes
+    /// when no map has two entries to order; the chunking rules hold.
+    #[test]
+    fn bodies_are_the_prost_requests(e in encoders(), points in batches()) {
+        let encoded = e.encode(&points);
+        let not_finite: Vec<usize> = points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| matches!(&p.value, Value::Gauge(g) if !g.last.is_finite()))
+            .map(|(i, _)| i)
+            .collect();
+        let mut refused = Vec::new();
+        for (i, r) in &encoded.refused {
+            prop_assert_eq!(r.reason, "not_finite");
+            prop_assert_eq!(e.encoded_size(&points[*i]), 0);
+            refused.push(*i);
+        }
+        prop_assert_eq!(&refused, &not_finite);
+
+        let name = CreateTimeSeriesRequest {
+            name: e.name.clone(),
+            time_series: Vec::new(),
+        }
+        .encoded_len();
+        let mut request_of: Vec<Option<usize>> = vec![None; points.len()];
+        for (r, (body, ix)) in encoded.requests.iter().enumerate() {
+            prop_assert!(!ix.is_empty() && ix.len() <= MAX_SERIES_PER_REQUEST);
+            prop_assert!(ix.windows(2).all(|w| w[0] < w[1]));
+            let distinct: HashSet<&Series> = ix.iter().map(|&i| &*points[i].series).collect();
+            prop_assert_eq!(distinct.len(), ix.len(), "a series twice in one request");
+            for &i in ix {
+                prop_assert_eq!(request_of[i].replace(r), None);
+            }
+
+            let want = CreateTimeSeriesRequest {
+                name: e.name.clone(),
+                time_series: ix.iter().map(|&i| e.time_series(&points[i]).unwrap()).collect(),
+            };
+            prop_assert_eq!(&decode(body), &want);
+            let sizes: usize = ix.iter().map(|&i| e.encoded_size(&points[i])).sum();
+            prop_assert_eq!(body.len(), name + sizes);
+            let ordered = e.resource.labels.len() <= 1
+                && ix.iter().all(|&i| points[i].series.dimensions.len() <= 1);
+            if ordered {
+                prop_assert_eq!(body, &want.encode_to_vec());
+            }
+        }
+
+        // Every point not refused is sent once, a series' later points in later requests.
+        let mut last: HashMap<&Series, usize> = HashMap::new();
+        for (i, p) in points.iter().enumerate() {
+            prop_assert_eq!(request_of[i].is_none(), not_finite.contains(&i));
+            if let Some(r) = request_of[i]
+                && let Some(earlier) = last.insert(&p.series, r)
+            {
+                prop_assert!(earlier < r);
+            }
+        }
+    }
 }

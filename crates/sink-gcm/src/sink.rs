@@ -162,9 +162,9 @@ impl Sink for GcmSink {
             };
             let mut written = false;
             let mut requests = encoded.requests.into_iter();
-            while let Some((request, indexes)) = requests.next() {
+            while let Some((body, indexes)) = requests.next() {
                 let n = indexes.len();
-                match client.create_time_series(request).await {
+                match client.create_time_series(body).await {
                     Ok(()) => written = true,
                     Err(status) => match retry::classify(&status, &project, n) {
                         Ok(partial) => {

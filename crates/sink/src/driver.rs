@@ -115,6 +115,10 @@ pub struct Driver {
     hasher: foldhash::fast::RandomState,
     /// Slots of `queues` free for new series.
     free: Vec<u32>,
+    /// The slot of each point of the last `push`, in order (`u32::MAX` for none): scrapes
+    /// list their series in the same order, so the slot at a point's place is nearly always
+    /// its series', which one pointer comparison confirms without hashing the series.
+    last_push: Vec<u32>,
     /// Slots of series that may have something to send, in arrival order.
     ready: VecDeque<u32>,
     in_flight: HashMap<u64, Vec<Point>>,
@@ -152,6 +156,7 @@ impl Driver {
             slots: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
             free: Vec::new(),
+            last_push: Vec::new(),
             ready: VecDeque::new(),
             in_flight: HashMap::new(),
             next_id: 0,
@@ -218,16 +223,19 @@ impl Driver {
         // sends (59 of 60 with one-minute buckets, 9 of 10 with a 10 s spacing) leaves
         // `take_batch` nothing to look at.
         let mut earliest = None;
-        for p in counters {
+        let mut order = std::mem::take(&mut self.last_push);
+        order.resize(counters.len() + gauges.len(), u32::MAX);
+        for (p, slot) in counters.iter().zip(order.iter_mut()) {
             let bucket = bucket_of(p.end, self.limits.bucket);
-            let at = self.enqueue(sink, &p.series, Value::from_counter(p, bucket));
+            let at = self.enqueue(sink, &p.series, slot, Value::from_counter(p, bucket));
             earliest = earlier(earliest, at);
         }
-        for p in gauges {
+        for (p, slot) in gauges.iter().zip(order.iter_mut().skip(counters.len())) {
             let bucket = bucket_of(p.at, self.limits.bucket);
-            let at = self.enqueue(sink, &p.series, Value::from_gauge(p, bucket));
+            let at = self.enqueue(sink, &p.series, slot, Value::from_gauge(p, bucket));
             earliest = earlier(earliest, at);
         }
+        self.last_push = order;
         if let Some(at) = earliest {
             self.hold_until = self.hold_until.map(|h| h.min(at));
         }
@@ -235,14 +243,22 @@ impl Driver {
     }
 
     /// Adds a point to its series' queue; returns a time before which it cannot go (its
-    /// bucket's close, the series' spacing), if it was added.
+    /// bucket's close, the series' spacing), if it was added. `hint` is the slot the series
+    /// likely has (the last push's at this place); it is set to the series' slot.
     fn enqueue(
         &mut self,
         sink: &dyn Sink,
         series: &Arc<Series>,
+        hint: &mut u32,
         value: Value,
     ) -> Option<Timestamp> {
-        let slot = match self.slot_of(series) {
+        let hinted = queue(&self.queues, *hint).is_some_and(|q| Arc::ptr_eq(&q.series, series));
+        let found = if hinted {
+            Some(*hint)
+        } else {
+            self.slot_of(series)
+        };
+        let slot = match found {
             Some(slot) => slot,
             None if !sink.selects(series) => return None,
             None => {
@@ -255,6 +271,7 @@ impl Driver {
                 self.insert(q)
             }
         };
+        *hint = slot;
         let queue = queue_mut(&mut self.queues, slot)?;
         if let Some(r) = &queue.refused {
             self.stats.drop_points(r.reason, 1);
@@ -318,12 +335,15 @@ impl Driver {
         slot
     }
 
-    /// The slot of `series`' queue, if it has one.
-    fn slot_of(&self, series: &Series) -> Option<u32> {
+    /// The slot of `series`' queue, if it has one. The tracker hands out one `Arc` per
+    /// series, which the queue keeps, so a pointer comparison settles nearly every lookup;
+    /// the series' text is compared only for another copy of it (e.g. after a restore).
+    fn slot_of(&self, series: &Arc<Series>) -> Option<u32> {
         let queues = &self.queues;
         self.slots
-            .find(self.hasher.hash_one(series), |&s| {
-                queue(queues, s).is_some_and(|q| *q.series == *series)
+            .find(self.hasher.hash_one(&**series), |&s| {
+                queue(queues, s)
+                    .is_some_and(|q| Arc::ptr_eq(&q.series, series) || *q.series == **series)
             })
             .copied()
     }
@@ -728,7 +748,7 @@ impl Driver {
         }
     }
 
-    fn queue_of(&mut self, series: &Series) -> Option<&mut Queue> {
+    fn queue_of(&mut self, series: &Arc<Series>) -> Option<&mut Queue> {
         let slot = self.slot_of(series)?;
         queue_mut(&mut self.queues, slot)
     }
@@ -824,7 +844,8 @@ impl Driver {
                         value: value.clone(),
                     });
                 }
-                self.enqueue(sink, &series, value);
+                let mut no_hint = u32::MAX;
+                self.enqueue(sink, &series, &mut no_hint, value);
             }
             if let Some(q) = self.queue_of(&series) {
                 q.last_sent = last_sent;

@@ -66,6 +66,33 @@ pub(super) fn find2(s: &[u8], a: u8, b: u8) -> Option<usize> {
     tail.map(|i| base + i)
 }
 
+/// Whether `a` and `b` are the same bytes, compared eight at a time. `==` on slices calls
+/// `bcmp`, which in musl (the static release build) is a byte loop behind a call; what the
+/// parser and the tracker compare per sample (a name with its family's, a series key) is a
+/// few dozen bytes, mostly equal.
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| {
+        s.get(i..i + 8)
+            .and_then(|w| w.try_into().ok())
+            .map(u64::from_ne_bytes)
+    };
+    // Whole words, then the last eight bytes (overlapping the words before when `n` is not a
+    // multiple of eight).
+    (0..n / 8).all(|k| word(a, 8 * k) == word(b, 8 * k)) && word(a, n - 8) == word(b, n - 8)
+}
+
+/// Whether `s` starts with `prefix`, as [`same`] compares.
+pub(crate) fn starts_with(s: &[u8], prefix: &[u8]) -> bool {
+    s.get(..prefix.len()).is_some_and(|head| same(head, prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -96,6 +123,29 @@ mod tests {
         ) {
             let plain = input.iter().position(|&c| c == b'"' || c == b'\\');
             prop_assert_eq!(find2(&input, b'"', b'\\'), plain);
+        }
+
+        /// Pairs that differ in one byte anywhere, or in length, as well as equal ones.
+        #[test]
+        fn same_is_slice_equality(
+            a in proptest::collection::vec(any::<u8>(), 0..40),
+            flip in any::<proptest::sample::Index>(),
+            bit in 0..8u8,
+            cut in 0..3usize,
+        ) {
+            let mut b = a.clone();
+            prop_assert!(same(&a, &b));
+            if !b.is_empty() {
+                let i = flip.index(b.len());
+                b[i] ^= 1 << bit;
+                prop_assert!(!same(&a, &b));
+                prop_assert!(!starts_with(&a, &b));
+                b[i] ^= 1 << bit;
+            }
+            b.truncate(b.len().saturating_sub(cut));
+            prop_assert_eq!(same(&a, &b), a == b);
+            prop_assert!(starts_with(&a, &b));
+            prop_assert_eq!(starts_with(&b, &a), a == b);
         }
     }
 }

@@ -180,7 +180,9 @@ impl<'a> Family<'a> {
 
     /// Places a sample in its family; returns the family's name and type.
     pub fn sample(&mut self, s: &RawSample<'a>, line: u32) -> Step<(&'a str, MetricType)> {
-        let suffix = s.name.strip_prefix(self.name);
+        let suffix = super::bytes::starts_with(s.name.as_bytes(), self.name.as_bytes())
+            .then(|| s.name.get(self.name.len()..))
+            .flatten();
         let suffix = suffix
             .filter(|x| !self.name.is_empty() && (x.is_empty() || suffixes(self.ty).contains(x)));
         let Some(suffix) = suffix else {

@@ -8,7 +8,7 @@
 //! messages. They read a line already known to be UTF-8 and slice every token from it.
 
 use super::MetricType;
-use super::bytes::{LABEL, METRIC, NAME_START, WS, find2, is, skip};
+use super::bytes::{LABEL, METRIC, NAME_START, WS, find2, is, same, skip, starts_with};
 use super::labels::{Labels, PairAt, closing_quote, unescape};
 use super::line::{self, Meta, RawSample};
 
@@ -23,7 +23,7 @@ pub(super) fn sample<'a>(text: &'a str, known: &str) -> Option<RawSample<'a>> {
     if !b.first().is_some_and(|&c| is(c, NAME_START) || c == b':') {
         return None;
     }
-    let from = if b.starts_with(known.as_bytes()) {
+    let from = if starts_with(b, known.as_bytes()) {
         known.len().max(1)
     } else {
         1
@@ -37,12 +37,19 @@ pub(super) fn sample<'a>(text: &'a str, known: &str) -> Option<RawSample<'a>> {
         _ => return None,
     }
     let mut last = None;
+    let mut written = name_end;
     if b.get(i) == Some(&b'{') {
         let start = i + 1;
         let end = label_set(b, start, &mut last)?;
         if last.is_some() {
             labels = Labels::validated(text.get(start..end)?);
         }
+        // Not with a blank before the braces, nor for empty braces.
+        written = if i == name_end && last.is_some() {
+            end + 1
+        } else {
+            0
+        };
         i = skip(b, end + 1, WS);
     }
     let value_end = find2(b.get(i..)?, b' ', b'\t').map_or(b.len(), |n| i + n);
@@ -59,6 +66,7 @@ pub(super) fn sample<'a>(text: &'a str, known: &str) -> Option<RawSample<'a>> {
         timestamp: None,
         exemplar: false,
         last,
+        written: (written > 0).then(|| text.get(..written)).flatten(),
     })
 }
 
@@ -74,7 +82,7 @@ pub(super) fn metadata<'a>(text: &'a str, known: &str) -> Option<Meta<'a>> {
     if !b.get(7).is_some_and(|&c| is(c, NAME_START) || c == b':') {
         return None;
     }
-    let from = if b.get(7..)?.starts_with(known.as_bytes()) {
+    let from = if starts_with(b.get(7..)?, known.as_bytes()) {
         (7 + known.len()).max(8)
     } else {
         8
@@ -112,7 +120,7 @@ fn label_set(b: &[u8], start: usize, last: &mut Option<PairAt>) -> Option<usize>
         let name_start = i;
         i = skip(b, i + 1, LABEL);
         let name = b.get(name_start..i)?;
-        if names.get(..count)?.contains(&name) {
+        if names.get(..count)?.iter().any(|n| same(n, name)) {
             return None;
         }
         *names.get_mut(count)? = name;

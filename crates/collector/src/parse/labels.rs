@@ -39,7 +39,7 @@ impl<'a> Labels<'a> {
     }
 
     /// `(name, value)` with values as written between the quotes.
-    pub(super) fn raw_pairs(&self) -> RawPairs<'a> {
+    pub(crate) fn raw_pairs(&self) -> RawPairs<'a> {
         RawPairs { rest: self.raw }
     }
 
@@ -74,6 +74,11 @@ impl<'a> Labels<'a> {
                 });
             }
         }
+    }
+
+    /// Whether the two label sets are written the same.
+    pub(super) fn same(&self, other: &Labels<'_>) -> bool {
+        super::bytes::same(self.raw.as_bytes(), other.raw.as_bytes())
     }
 
     /// Whether `self` and `other` hold the same labels in the same order, ignoring `except`.
@@ -138,7 +143,7 @@ impl Around<'_> {
 
 /// Walks a validated label text.
 #[derive(Debug, Clone)]
-pub(super) struct RawPairs<'a> {
+pub(crate) struct RawPairs<'a> {
     rest: &'a str,
 }
 

@@ -21,6 +21,9 @@ pub(super) struct RawSample<'a> {
     /// Where the last label is, if the reader noted it (the fast path does): where the Go
     /// client writes `le` and `quantile`, so that they need no walk of the labels.
     pub last: Option<PairAt>,
+    /// `name{labels}` as written, when the reader took the line in one pass (the fast path:
+    /// no blanks inside the braces).
+    pub written: Option<&'a str>,
 }
 
 /// A HELP, TYPE or UNIT line.
@@ -211,6 +214,7 @@ pub(super) fn sample<'a>(
         timestamp: ts,
         exemplar,
         last: None,
+        written: None,
     })
 }
 

@@ -23,7 +23,7 @@
 //! because a body cut off mid-line could turn `5684` into `56` and fake a counter reset.
 //! `# EOF` is the exception, since it proves the body complete.
 
-mod bytes;
+pub(crate) mod bytes;
 mod family;
 mod fast;
 mod labels;
@@ -104,6 +104,10 @@ pub struct Sample<'a> {
     pub value_text: &'a str,
     /// The timestamp as written, if any (milliseconds in 0.0.4, seconds in OpenMetrics).
     pub timestamp: Option<&'a str>,
+    /// The name and labels as written (`name{a="x"}`), when the line was read in one pass
+    /// with no blanks inside the braces (as exporters write them): whoever keys series by
+    /// their text can often use it as it is.
+    pub written: Option<&'a str>,
 }
 
 /// One thing the parser read.
@@ -368,6 +372,7 @@ impl<'a> Parser<'a> {
                     value: raw.value,
                     value_text: raw.value_text,
                     timestamp: raw.timestamp.map(|(text, _)| text),
+                    written: raw.written,
                 })
             });
         self.emit(closed, item)
@@ -377,7 +382,8 @@ impl<'a> Parser<'a> {
     fn check_repeat(&self, raw: &line::RawSample<'a>) -> Result<(), Reason> {
         let Some(prev) = self.prev else { return Ok(()) };
         // Labels first: consecutive samples mostly share their name.
-        if prev.labels != raw.labels || prev.name != raw.name {
+        if !prev.labels.same(&raw.labels) || !bytes::same(prev.name.as_bytes(), raw.name.as_bytes())
+        {
             return Ok(());
         }
         match (prev.timestamp, raw.timestamp) {

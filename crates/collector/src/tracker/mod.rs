@@ -9,7 +9,6 @@ mod state;
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::hash::BuildHasher as _;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +17,8 @@ use tailship_model::{CounterPoint, Dimensions, GaugePoint, Series, Timestamp};
 
 use crate::anomaly::{Anomalies, Anomaly, MAX_SERIES_KEY, clip, counter_value, gauge_value};
 use crate::catalog::{self, Class, Kind, Resets};
-use crate::key::write_key;
-use crate::{Event, MetricType, Sample, TargetInfo, parse};
+use crate::key::{write_key, written_key};
+use crate::{Event, Labels, MetricType, Sample, TargetInfo, parse};
 
 use state::{NO_OUTPUT, RawState};
 pub use state::{StateError, TrackerState};
@@ -158,10 +157,34 @@ enum Value {
 }
 
 struct Obs<'a> {
-    key: Range<usize>,
+    key: Key<'a>,
+    /// The key's hash in the raw series' table.
+    hash: u64,
     class: Class,
-    sample: Sample<'a>,
+    /// What publishing a new series reads of its sample (not the whole sample: at 10k
+    /// series the scrape's list of these is its largest buffer).
+    name: &'a str,
+    labels: Labels<'a>,
     value: Value,
+}
+
+/// A series' canonical key: the body's own text when it is one, else written into the
+/// scrape's key buffer (labels out of order, escapes, blanks).
+enum Key<'a> {
+    Body(&'a str),
+    Written(Range<usize>),
+}
+
+impl<'a> Obs<'a> {
+    fn key<'k>(&self, keys: &'k str) -> &'k str
+    where
+        'a: 'k,
+    {
+        match &self.key {
+            Key::Body(text) => text,
+            Key::Written(range) => &keys[range.clone()],
+        }
+    }
 }
 
 impl Tracker {
@@ -260,12 +283,21 @@ impl Tracker {
                 continue;
             };
             let start = keys.len();
-            write_key(&mut keys, &sample);
-            let key = start..keys.len();
-            if key.len() > MAX_SERIES_KEY {
+            let key = match written_key(&sample) {
+                Some(text) => Key::Body(text),
+                None => {
+                    write_key(&mut keys, &sample);
+                    Key::Written(start..keys.len())
+                }
+            };
+            let text = match &key {
+                Key::Body(text) => text,
+                Key::Written(range) => &keys[range.clone()],
+            };
+            if text.len() > MAX_SERIES_KEY {
                 anomalies.push(Anomaly::TooLong {
-                    series: clip(&keys[key.clone()]),
-                    len: key.len(),
+                    series: clip(text),
+                    len: text.len(),
                 });
                 keys.truncate(start);
                 continue;
@@ -276,14 +308,16 @@ impl Tracker {
             };
             match value {
                 Ok(value) => obs.push(Obs {
+                    hash: self.state.raw.hash(text),
                     key,
                     class,
-                    sample,
+                    name: sample.name,
+                    labels: sample.labels,
                     value,
                 }),
                 Err(problem) => {
                     anomalies.push(Anomaly::Value {
-                        series: keys[key].to_owned(),
+                        series: text.to_owned(),
                         problem,
                         text: sample.value_text.to_owned(),
                     });
@@ -297,19 +331,18 @@ impl Tracker {
         // Of two samples of one series, the first in the body is used and the other counted.
         // Found by sorting (hash, index) pairs, not the samples themselves: moving samples
         // around was most of a 10k-series scrape's copying.
-        let hasher = self.state.raw.hasher();
         let mut order: Vec<(u64, u32)> = Vec::with_capacity(obs.len());
         for (i, o) in obs.iter().enumerate() {
             // Fewer than 2^32 samples: a body is at most `max_body`, far below.
             let i = u32::try_from(i).unwrap_or(u32::MAX);
-            order.push((hasher.hash_one(&keys[o.key.clone()]), i));
+            order.push((o.hash, i));
         }
         order.sort_unstable();
         let mut duplicate = Vec::new();
         for group in order.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
             // By index: the first in the body comes first.
             for (j, &(_, later)) in group.iter().enumerate() {
-                let key = |i: u32| obs.get(i as usize).map(|o: &Obs<'_>| &keys[o.key.clone()]);
+                let key = |i: u32| obs.get(i as usize).map(|o: &Obs<'_>| o.key(&keys));
                 if group[..j]
                     .iter()
                     .any(|&(_, first)| key(first) == key(later))
@@ -322,7 +355,7 @@ impl Tracker {
             duplicate.sort_unstable();
             for &i in &duplicate {
                 anomalies.push(Anomaly::Duplicate {
-                    series: keys[obs[i].key.clone()].to_owned(),
+                    series: obs[i].key(&keys).to_owned(),
                 });
             }
             let mut i = 0;
@@ -358,9 +391,9 @@ impl Tracker {
         let mut touched = Vec::with_capacity(sizes.touched);
         let mut refused = 0;
         for o in &obs {
-            let key = &keys[o.key.clone()];
+            let key = o.key(&keys);
             // One lookup for a known series.
-            let raw = if let Some(raw) = self.state.raw.get_mut(key) {
+            let raw = if let Some(raw) = self.state.raw.get_mut(o.hash, key) {
                 raw
             } else {
                 if self.state.raw.len() >= self.config.max_series {
@@ -380,11 +413,12 @@ impl Tracker {
                 };
                 let outs = self.outputs_for(o, at);
                 out.new_series += 1;
-                self.state.raw.entry(key.into()).or_insert(RawState {
+                let state = RawState {
                     last,
                     seen: at,
                     outs,
-                })
+                };
+                self.state.raw.insert(o.hash, key, state)
             };
             raw.seen = at;
             let outs = raw.outs;
@@ -496,8 +530,8 @@ impl Tracker {
             if o.class.resets() != Resets::Process {
                 return None;
             }
-            let key = &keys[o.key.clone()];
-            let raw = self.state.raw.get(key)?;
+            let key = o.key(keys);
+            let raw = self.state.raw.get(o.hash, key)?;
             (v < raw.last).then(|| Restart::CounterWentDown {
                 series: key.to_owned(),
                 before: raw.last,
@@ -508,7 +542,7 @@ impl Tracker {
 
     /// The published series a new raw series adds to: its aggregate and its breakdown.
     fn outputs_for(&mut self, o: &Obs<'_>, at: Timestamp) -> [u32; 2] {
-        let Some(p) = catalog::published(o.class, &o.sample) else {
+        let Some(p) = catalog::published_as(o.class, o.name, &o.labels) else {
             return [NO_OUTPUT; 2];
         };
         // A series that appears after the first scrape began since the previous one.

@@ -1,18 +1,15 @@
-use std::collections::HashMap;
+use std::fmt;
 use std::hash::BuildHasher as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::HashTable;
-use serde::{Deserialize, Serialize};
+use hashbrown::hash_table::Entry;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tailship_model::{Series, Timestamp};
 
 use crate::TargetInfo;
 use crate::catalog::Kind;
-
-/// The maps of the tracker: foldhash, seeded per process. The keys come from the local
-/// tailscaled; SipHash's stronger flooding resistance is not worth its cost per scrape here.
-pub(super) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Marks an unused slot in [`RawState::outs`].
 pub(super) const NO_OUTPUT: u32 = u32::MAX;
@@ -29,8 +26,7 @@ pub struct TrackerState {
     /// Whether the last scrape refused series for the series limit.
     pub(super) capped: bool,
     /// Raw series by canonical key (`family{label="value",...}`).
-    #[serde(with = "entries")]
-    pub(super) raw: Map<Box<str>, RawState>,
+    pub(super) raw: Raw,
     /// Published series; a raw series refers to them by index. Evicted slots are `None`.
     pub(super) outputs: Vec<Option<Output>>,
     /// Published series by identity, rebuilt from `outputs`.
@@ -119,7 +115,7 @@ impl TrackerState {
     /// Returns the number of raw series evicted.
     pub(super) fn evict(&mut self, now: Timestamp, ttl: Duration) -> usize {
         let before = self.raw.len();
-        self.raw.retain(|_, r| now.since(r.seen) < ttl);
+        self.raw.retain(|r| now.since(r.seen) < ttl);
         // A published series is seen whenever one of its raw series is, so it outlives them.
         for (id, slot) in self.outputs.iter_mut().enumerate() {
             if slot.as_ref().is_some_and(|o| now.since(o.seen) >= ttl)
@@ -156,7 +152,7 @@ impl TrackerState {
                 self.index.insert(&self.outputs, &o.series, id);
             }
         }
-        for (key, raw) in &self.raw {
+        for (key, raw) in self.raw.iter() {
             for id in raw.outs.into_iter().filter(|&id| id != NO_OUTPUT) {
                 if self.outputs.get(id as usize).is_none_or(Option::is_none) {
                     return Err(StateError(format!("{key} refers to a missing series {id}")));
@@ -220,28 +216,99 @@ impl PartialEq for Index {
     }
 }
 
-/// A map serialized as a list of `[key, value]` pairs (JSON object keys must be strings, and
-/// a list keeps the format independent of the map type).
-mod entries {
-    use std::collections::HashMap;
-    use std::hash::{BuildHasher, Hash};
+/// The raw series: each key with its state, in a table found by a hash the scrape computes
+/// once per sample (it finds duplicates by it too), keys compared eight bytes at a time. The
+/// hasher is foldhash, seeded per process: the keys come from the local tailscaled, and
+/// SipHash's stronger flooding resistance is not worth its cost per scrape here.
+#[derive(Clone, Default)]
+pub(super) struct Raw {
+    table: HashTable<(Box<str>, RawState)>,
+    hasher: foldhash::fast::RandomState,
+}
 
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<K: Serialize, V: Serialize, H, S: Serializer>(
-        map: &HashMap<K, V, H>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        s.collect_seq(map.iter())
+impl Raw {
+    pub(super) fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
     }
 
-    pub fn deserialize<'de, K, V, H, D>(d: D) -> Result<HashMap<K, V, H>, D::Error>
-    where
-        K: Deserialize<'de> + Eq + Hash,
-        H: BuildHasher + Default,
-        V: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    /// The state of `key`, whose [`Raw::hash`] is `hash`.
+    pub(super) fn get(&self, hash: u64, key: &str) -> Option<&RawState> {
+        let found = self.table.find(hash, |(k, _)| same(k, key));
+        found.map(|(_, state)| state)
+    }
+
+    pub(super) fn get_mut(&mut self, hash: u64, key: &str) -> Option<&mut RawState> {
+        let found = self.table.find_mut(hash, |(k, _)| same(k, key));
+        found.map(|(_, state)| state)
+    }
+
+    /// Sets the state of `key`, whose [`Raw::hash`] is `hash`.
+    pub(super) fn insert(&mut self, hash: u64, key: &str, state: RawState) -> &mut RawState {
+        let hasher = &self.hasher;
+        let entry = self
+            .table
+            .entry(hash, |(k, _)| same(k, key), |(k, _)| hasher.hash_one(&**k));
+        match entry {
+            Entry::Occupied(e) => {
+                let slot = e.into_mut();
+                slot.1 = state;
+                &mut slot.1
+            }
+            Entry::Vacant(e) => &mut e.insert((key.into(), state)).into_mut().1,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &RawState)> {
+        self.table.iter().map(|(k, v)| (&**k, v))
+    }
+
+    pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut RawState> {
+        self.table.iter_mut().map(|(_, v)| v)
+    }
+
+    pub(super) fn retain(&mut self, mut keep: impl FnMut(&RawState) -> bool) {
+        self.table.retain(|(_, v)| keep(v));
+    }
+}
+
+fn same(a: &str, b: &str) -> bool {
+    crate::parse::bytes::same(a.as_bytes(), b.as_bytes())
+}
+
+impl PartialEq for Raw {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self
+                .iter()
+                .all(|(k, v)| other.get(other.hash(k), k) == Some(v))
+    }
+}
+
+impl fmt::Debug for Raw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// A list of `[key, state]` pairs (JSON object keys must be strings, and a list keeps the
+/// format independent of the table).
+impl Serialize for Raw {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    /// A key listed twice keeps its last state, as a map would.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut raw = Raw::default();
+        for (key, state) in Vec::<(Box<str>, RawState)>::deserialize(d)? {
+            raw.insert(raw.hash(&key), &key, state);
+        }
+        Ok(raw)
     }
 }
