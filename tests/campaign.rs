@@ -712,13 +712,7 @@ fn every_byte_counted_once_whatever_happens() {
             })
             .collect()
     };
-    let cw_sums = |cw: &FakeCloudWatch| -> BTreeMap<String, u64> {
-        cw.sums()
-            .into_iter()
-            .filter(|(k, _)| k.split('{').next().is_some_and(|n| n.ends_with(".total")))
-            .map(|(k, v)| (k, v as u64))
-            .collect()
-    };
+    let cw_sums = |cw: &FakeCloudWatch| common::counter_sums(cw.sums());
     // Scrapes go on with no new traffic; the spacing of Cloud Monitoring and the retries of
     // the last faults take a few seconds.
     let caught_up = |w: &World| {

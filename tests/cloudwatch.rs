@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use aws::{Ministack, read_sum, reader, split_key};
 use aws_sdk_cloudwatch::types::DimensionFilter;
 use common::{
-    Agent, assert_exact, rough_history, shipped, step, temp_dir, traffic, truth, wait_until,
+    Agent, assert_exact, counter_sums, rough_history, shipped, step, temp_dir, traffic, truth,
+    wait_until,
 };
 use tailship_testkit::{FakeCloudWatch, FakeTailscaled, Fault, SimNode};
 
@@ -163,25 +164,44 @@ fn ministack_aggregates_have_no_dimensions() {
     assert!(by_path.metrics().is_empty());
 }
 
-/// A scrape still running when its bucket closes belongs to the next bucket: its points are
-/// stamped when the body is in. Stamped when the scrape began, they landed in a bucket a
-/// send had already taken, and went out as a second datum of that series and second.
-#[test]
-fn a_scrape_running_when_a_bucket_closes_sends_no_second_datum_of_it() {
+/// `tailship run` with CloudWatch at 1 s buckets against a fresh fake (every breakdown,
+/// `more` after it in the sink's table), past its baseline scrape.
+fn per_second_buckets(name: &str, more: &str) -> (FakeCloudWatch, FakeTailscaled, SimNode, Agent) {
     let cw = FakeCloudWatch::start();
-    let dir = temp_dir("cw-straddle");
     let fake = FakeTailscaled::start();
     let mut node = SimNode::new();
     fake.serve(&node);
     let extra = format!(
         "[sinks.cloudwatch]\nregion = \"us-east-1\"\nendpoint = {:?}\nstorage_resolution = 1\n\
-         breakdowns = [\"*\"]\n",
+         breakdowns = [\"*\"]\n{more}",
         cw.endpoint()
     );
-    let config = common::config(&dir, &fake, &extra);
-    let mut agent = Agent::with_env(&["run", "--config", config.to_str().unwrap()], ENV);
+    let config = common::config(&temp_dir(name), &fake, &extra);
+    let agent = Agent::with_env(&["run", "--config", config.to_str().unwrap()], ENV);
     wait_until("the baseline scrape", LIMIT, || fake.requests() >= 1);
     node.mark();
+    (cw, fake, node, agent)
+}
+
+/// No series was written twice for one timestamp.
+fn assert_one_datum_per_bucket(cw: &FakeCloudWatch) {
+    let mut seen = std::collections::BTreeSet::new();
+    for d in cw.datums() {
+        assert!(
+            seen.insert((d.key(), d.timestamp.unwrap().to_bits())),
+            "{} sent twice for {:?}",
+            d.key(),
+            d.timestamp
+        );
+    }
+}
+
+/// A scrape still running when its bucket closes belongs to the next bucket: its points are
+/// stamped when the body is in. Stamped when the scrape began, they landed in a bucket a
+/// send had already taken, and went out as a second datum of that series and second.
+#[test]
+fn a_scrape_running_when_a_bucket_closes_sends_no_second_datum_of_it() {
+    let (cw, fake, mut node, mut agent) = per_second_buckets("cw-straddle", "");
     // Scrapes every 200 ms that take 170 ms: one is running at nearly every second's end,
     // when that second's bucket closes and is sent.
     fake.set_delay(Duration::from_millis(170));
@@ -194,43 +214,19 @@ fn a_scrape_running_when_a_bucket_closes_sends_no_second_datum_of_it() {
     // SIGTERM with a scrape running too: the shutdown's flush of the open buckets must wait
     // for its points.
     assert_eq!(agent.term(LIMIT), Some(0));
-    let mut seen = std::collections::BTreeSet::new();
-    let datums = cw.datums();
-    assert!(datums.len() > 100, "{} datums", datums.len());
-    for d in datums {
-        assert!(
-            seen.insert((d.key(), d.timestamp.unwrap().to_bits())),
-            "{} sent twice for {:?}",
-            d.key(),
-            d.timestamp
-        );
-    }
-    let sums: BTreeMap<String, u64> = cw
-        .sums()
-        .into_iter()
-        .filter(|(k, _)| k.split('{').next().is_some_and(|n| n.ends_with(".total")))
-        .map(|(k, v)| (k, v as u64))
-        .collect();
+    assert!(cw.datums().len() > 100, "{} datums", cw.datums().len());
+    assert_one_datum_per_bucket(&cw);
+    let sums = counter_sums(cw.sums());
     // Every byte once, the scrape under way at SIGTERM included.
     assert_exact(&truth(&node), &sums);
 }
 
 #[test]
 fn a_throttling_storm_and_an_outage_lose_nothing_and_duplicate_nothing() {
-    let cw = FakeCloudWatch::start();
-    let dir = temp_dir("cw-faults");
-    let fake = FakeTailscaled::start();
-    let mut node = SimNode::new();
-    fake.serve(&node);
-    let extra = format!(
-        "[sinks.cloudwatch]\nregion = \"us-east-1\"\nendpoint = {:?}\nstorage_resolution = 1\n\
-         breakdowns = [\"*\"]\ntimeout = \"2s\"\n[shutdown]\nflush_timeout = \"60s\"\n",
-        cw.endpoint()
+    let (cw, fake, mut node, mut agent) = per_second_buckets(
+        "cw-faults",
+        "timeout = \"2s\"\n[shutdown]\nflush_timeout = \"60s\"\n",
     );
-    let config = common::config(&dir, &fake, &extra);
-    let mut agent = Agent::with_env(&["run", "--config", config.to_str().unwrap()], ENV);
-    wait_until("the baseline scrape", LIMIT, || fake.requests() >= 1);
-    node.mark();
     step(&fake, &mut node, |n| traffic(n, 1));
     wait_until("a first accepted request", LIMIT, || {
         !cw.accepted().is_empty()
@@ -265,12 +261,7 @@ fn a_throttling_storm_and_an_outage_lose_nothing_and_duplicate_nothing() {
     assert_eq!(agent.term(LIMIT), Some(0));
     let truth = truth(&node);
     assert_exact(&truth, &shipped(&agent.lines()));
-    let sums: BTreeMap<String, u64> = cw
-        .sums()
-        .into_iter()
-        .filter(|(k, _)| k.split('{').next().is_some_and(|n| n.ends_with(".total")))
-        .map(|(k, v)| (k, v as u64))
-        .collect();
+    let sums = counter_sums(cw.sums());
     assert_exact(&truth, &sums);
     let refused = cw.refused();
     let throttled = refused.iter().filter(|r| r.1 == "Throttling").count();
@@ -280,14 +271,7 @@ fn a_throttling_storm_and_an_outage_lose_nothing_and_duplicate_nothing() {
         .count();
     assert_eq!(throttled, 3);
     assert!(failed >= 2, "the outage was seen");
-    let mut seen = std::collections::BTreeSet::new();
-    for d in cw.datums() {
-        assert!(
-            seen.insert((d.key(), d.timestamp.unwrap().to_bits())),
-            "{} sent twice",
-            d.key()
-        );
-    }
+    assert_one_datum_per_bucket(&cw);
     eprintln!(
         "binary faults: {} requests, {throttled} throttled, {failed} failed in the outage, {} accepted",
         cw.requests(),

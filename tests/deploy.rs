@@ -424,12 +424,7 @@ fn the_eks_overlay_ships_every_byte_to_cloudwatch() {
         .map(|b| b.as_str().unwrap())
         .collect();
     let truth = selected(truth(&node), &breakdowns);
-    let sums: BTreeMap<String, u64> = cw
-        .sums()
-        .into_iter()
-        .filter(|(k, _)| k.split('{').next().is_some_and(|n| n.ends_with(".total")))
-        .map(|(k, v)| (k, v as u64))
-        .collect();
+    let sums = common::counter_sums(cw.sums());
     common::assert_exact(&truth, &sums);
     // What the alarms of terraform/modules/aws read: the aggregates without any dimension,
     // and bytes through DERP.

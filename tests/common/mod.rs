@@ -254,6 +254,15 @@ pub fn truth(node: &SimNode) -> BTreeMap<String, u64> {
     published_totals(raw.iter().map(|(series, n)| (series.as_str(), *n)))
 }
 
+/// The counters of `FakeCloudWatch::sums` keyed as [`truth`] is: the `.total` series, in
+/// whole units.
+pub fn counter_sums(sums: BTreeMap<String, f64>) -> BTreeMap<String, u64> {
+    sums.into_iter()
+        .filter(|(k, _)| k.split('{').next().is_some_and(|n| n.ends_with(".total")))
+        .map(|(k, v)| (k, v as u64))
+        .collect()
+}
+
 /// Every published series with a true increase shipped exactly that, and nothing else.
 pub fn assert_exact(truth: &BTreeMap<String, u64>, shipped: &BTreeMap<String, u64>) {
     assert!(!truth.is_empty());

@@ -175,15 +175,25 @@ enum Key<'a> {
     Written(Range<usize>),
 }
 
+impl<'a> Key<'a> {
+    /// The key's text; `keys` is the scrape's key buffer.
+    fn text<'k>(&self, keys: &'k str) -> &'k str
+    where
+        'a: 'k,
+    {
+        match self {
+            Key::Body(text) => text,
+            Key::Written(range) => &keys[range.clone()],
+        }
+    }
+}
+
 impl<'a> Obs<'a> {
     fn key<'k>(&self, keys: &'k str) -> &'k str
     where
         'a: 'k,
     {
-        match &self.key {
-            Key::Body(text) => text,
-            Key::Written(range) => &keys[range.clone()],
-        }
+        self.key.text(keys)
     }
 }
 
@@ -290,10 +300,7 @@ impl Tracker {
                     Key::Written(start..keys.len())
                 }
             };
-            let text = match &key {
-                Key::Body(text) => text,
-                Key::Written(range) => &keys[range.clone()],
-            };
+            let text = key.text(&keys);
             if text.len() > MAX_SERIES_KEY {
                 anomalies.push(Anomaly::TooLong {
                     series: clip(text),
