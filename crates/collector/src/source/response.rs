@@ -51,21 +51,34 @@ where
             limit: options.max_body,
         });
     }
-    let body = match Limited::new(body, options.max_body).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<LengthLimitError>() => {
-            return Err(SourceError::TooLarge {
-                endpoint: endpoint(),
-                limit: options.max_body,
-            });
+    // Read into one buffer of the declared length, each frame copied as it comes and
+    // dropped: joining the frames at the end held them all (hyper's read buffers) and then a
+    // copy, twice the body, allocated afresh every scrape.
+    let capacity = declared.map_or(0, |len| usize::try_from(len).unwrap_or(0));
+    let mut buf = Vec::with_capacity(capacity);
+    let mut body = pin!(Limited::new(body, options.max_body));
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => {
+                if let Some(data) = frame.data_ref() {
+                    buf.extend_from_slice(data);
+                }
+            }
+            Err(err) if err.is::<LengthLimitError>() => {
+                return Err(SourceError::TooLarge {
+                    endpoint: endpoint(),
+                    limit: options.max_body,
+                });
+            }
+            Err(source) => {
+                return Err(SourceError::Protocol {
+                    endpoint: endpoint(),
+                    source,
+                });
+            }
         }
-        Err(source) => {
-            return Err(SourceError::Protocol {
-                endpoint: endpoint(),
-                source,
-            });
-        }
-    };
+    }
+    let body = Bytes::from(buf);
     Ok(Fetched {
         body,
         target,

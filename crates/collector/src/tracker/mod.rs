@@ -139,6 +139,10 @@ pub struct Tracker {
     /// The sizes the last scrape needed, so that a scrape in steady state allocates each of
     /// its buffers once, whatever the number of series.
     sizes: Sizes,
+    /// The raw series' ids of the last scrape, in body order: a scrape that writes the same
+    /// series in the same order (tailscaled's steady state) is matched to them position by
+    /// position, with no hashing, duplicate search or table lookup.
+    layout: Vec<u32>,
 }
 
 /// Lengths of a scrape's buffers.
@@ -151,6 +155,9 @@ struct Sizes {
     gauges: usize,
 }
 
+/// The id of a sample whose series is not tracked yet.
+const NEW: u32 = u32::MAX;
+
 enum Value {
     Counter(u64),
     Gauge(f64),
@@ -158,8 +165,8 @@ enum Value {
 
 struct Obs<'a> {
     key: Key<'a>,
-    /// The key's hash in the raw series' table.
-    hash: u64,
+    /// The raw series' id, or [`NEW`] for a series not tracked yet.
+    id: u32,
     class: Class,
     /// What publishing a new series reads of its sample (not the whole sample: at 10k
     /// series the scrape's list of these is its largest buffer).
@@ -204,6 +211,7 @@ impl Tracker {
             config,
             state: TrackerState::default(),
             sizes: Sizes::default(),
+            layout: Vec::new(),
         }
     }
 
@@ -214,6 +222,7 @@ impl Tracker {
             config,
             state,
             sizes: Sizes::default(),
+            layout: Vec::new(),
         })
     }
 
@@ -315,7 +324,7 @@ impl Tracker {
             };
             match value {
                 Ok(value) => obs.push(Obs {
-                    hash: self.state.raw.hash(text),
+                    id: NEW,
                     key,
                     class,
                     name: sample.name,
@@ -335,42 +344,8 @@ impl Tracker {
         if obs.is_empty() {
             return Err(EmptyScrape { anomalies, ignored });
         }
-        // Of two samples of one series, the first in the body is used and the other counted.
-        // Found by sorting (hash, index) pairs, not the samples themselves: moving samples
-        // around was most of a 10k-series scrape's copying.
-        let mut order: Vec<(u64, u32)> = Vec::with_capacity(obs.len());
-        for (i, o) in obs.iter().enumerate() {
-            // Fewer than 2^32 samples: a body is at most `max_body`, far below.
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            order.push((o.hash, i));
-        }
-        order.sort_unstable();
-        let mut duplicate = Vec::new();
-        for group in order.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
-            // By index: the first in the body comes first.
-            for (j, &(_, later)) in group.iter().enumerate() {
-                let key = |i: u32| obs.get(i as usize).map(|o: &Obs<'_>| o.key(&keys));
-                if group[..j]
-                    .iter()
-                    .any(|&(_, first)| key(first) == key(later))
-                {
-                    duplicate.push(later as usize);
-                }
-            }
-        }
-        if !duplicate.is_empty() {
-            duplicate.sort_unstable();
-            for &i in &duplicate {
-                anomalies.push(Anomaly::Duplicate {
-                    series: obs[i].key(&keys).to_owned(),
-                });
-            }
-            let mut i = 0;
-            obs.retain(|_| {
-                let keep = duplicate.binary_search(&i).is_err();
-                i += 1;
-                keep
-            });
+        if !self.match_layout(&mut obs, &keys) {
+            self.find_series(&mut obs, &keys, &mut anomalies);
         }
 
         let baseline = self.state.scrapes == 0;
@@ -397,11 +372,11 @@ impl Tracker {
         };
         let mut touched = Vec::with_capacity(sizes.touched);
         let mut refused = 0;
+        self.layout.clear();
         for o in &obs {
             let key = o.key(&keys);
-            // One lookup for a known series.
-            let raw = if let Some(raw) = self.state.raw.get_mut(o.hash, key) {
-                raw
+            let id = if o.id != NEW {
+                o.id
             } else {
                 if self.state.raw.len() >= self.config.max_series {
                     out.anomalies.push(Anomaly::SeriesCap {
@@ -425,8 +400,12 @@ impl Tracker {
                     seen: at,
                     outs,
                 };
-                self.state.raw.insert(o.hash, key, state)
+                self.state.raw.insert(self.state.raw.hash(key), key, state)
             };
+            let Some(raw) = self.state.raw.get_mut(id) else {
+                continue;
+            };
+            self.layout.push(id);
             raw.seen = at;
             let outs = raw.outs;
             let value = match o.value {
@@ -510,6 +489,68 @@ impl Tracker {
         Ok(out)
     }
 
+    /// Gives every sample the id of the series at its position in the previous scrape, when
+    /// each one is that series; `false` (ids partly set) when one is not. Samples matched to
+    /// distinct series (the previous scrape's are) are distinct: no duplicate to look for.
+    fn match_layout(&self, obs: &mut [Obs<'_>], keys: &str) -> bool {
+        if obs.len() > self.layout.len() {
+            return false;
+        }
+        for (o, &id) in obs.iter_mut().zip(&self.layout) {
+            if !self.state.raw.is(id, o.key(keys)) {
+                return false;
+            }
+            o.id = id;
+        }
+        true
+    }
+
+    /// Finds every sample's series by its key's hash and drops the repeats of a series: of
+    /// two samples of one series, the first in the body is used and the other counted.
+    fn find_series(&self, obs: &mut Vec<Obs<'_>>, keys: &str, anomalies: &mut Anomalies) {
+        let raw = &self.state.raw;
+        // Repeats are found by sorting (hash, index) pairs, not the samples themselves:
+        // moving samples around was most of a 10k-series scrape's copying.
+        let mut order: Vec<(u64, u32)> = Vec::with_capacity(obs.len());
+        for (i, o) in obs.iter_mut().enumerate() {
+            let key = o.key(keys);
+            let hash = raw.hash(key);
+            o.id = raw.find(hash, key).unwrap_or(NEW);
+            // Fewer than 2^32 samples: a body is at most `max_body`, far below.
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            order.push((hash, i));
+        }
+        order.sort_unstable();
+        let mut duplicate = Vec::new();
+        for group in order.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
+            // By index: the first in the body comes first.
+            for (j, &(_, later)) in group.iter().enumerate() {
+                let key = |i: u32| obs.get(i as usize).map(|o: &Obs<'_>| o.key(keys));
+                if group[..j]
+                    .iter()
+                    .any(|&(_, first)| key(first) == key(later))
+                {
+                    duplicate.push(later as usize);
+                }
+            }
+        }
+        if duplicate.is_empty() {
+            return;
+        }
+        duplicate.sort_unstable();
+        for &i in &duplicate {
+            anomalies.push(Anomaly::Duplicate {
+                series: obs[i].key(keys).to_owned(),
+            });
+        }
+        let mut i = 0;
+        obs.retain(|_| {
+            let keep = duplicate.binary_search(&i).is_err();
+            i += 1;
+            keep
+        });
+    }
+
     fn classify(&self, sample: &Sample<'_>) -> Class {
         if self.config.client_metrics.contains(sample.name) {
             return match sample.family_type {
@@ -537,10 +578,9 @@ impl Tracker {
             if o.class.resets() != Resets::Process {
                 return None;
             }
-            let key = o.key(keys);
-            let raw = self.state.raw.get(o.hash, key)?;
+            let raw = self.state.raw.get(o.id)?;
             (v < raw.last).then(|| Restart::CounterWentDown {
-                series: key.to_owned(),
+                series: o.key(keys).to_owned(),
                 before: raw.last,
                 after: v,
             })

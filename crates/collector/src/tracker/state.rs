@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hashbrown::HashTable;
-use hashbrown::hash_table::Entry;
+use serde::ser::SerializeSeq as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tailship_model::{Series, Timestamp};
 
@@ -32,7 +32,8 @@ pub struct TrackerState {
     /// Published series by identity, rebuilt from `outputs`.
     #[serde(skip)]
     pub(super) index: Index,
-    /// Evicted slots of `outputs`, reused first; rebuilt from `outputs`.
+    /// Evicted slots of `outputs`, reused first, lowest first (kept in descending order, so
+    /// that a restored state is equal to the one saved); rebuilt from `outputs`.
     #[serde(skip)]
     pub(super) free: Vec<u32>,
 }
@@ -126,6 +127,7 @@ impl TrackerState {
                 self.free.push(id);
             }
         }
+        self.free.sort_unstable_by(|a, b| b.cmp(a));
         before - self.raw.len()
     }
 
@@ -159,6 +161,7 @@ impl TrackerState {
                 }
             }
         }
+        self.free.reverse();
         Ok(self)
     }
 }
@@ -216,14 +219,27 @@ impl PartialEq for Index {
     }
 }
 
-/// The raw series: each key with its state, in a table found by a hash the scrape computes
-/// once per sample (it finds duplicates by it too), keys compared eight bytes at a time. The
-/// hasher is foldhash, seeded per process: the keys come from the local tailscaled, and
-/// SipHash's stronger flooding resistance is not worth its cost per scrape here.
+/// The raw series: each key with its state, by id, and a table from a key's hash to its id.
+///
+/// A scrape finds a series by its position in the previous scrape first (`Tracker::layout`:
+/// ids in body order), so in steady state it walks these entries in order and hashes
+/// nothing; the table serves the scrapes whose series moved. Ids are stable while a series
+/// is tracked; a forgotten series leaves its slot to the next new one. The hasher is
+/// foldhash, seeded per process: the keys come from the local tailscaled, and SipHash's
+/// stronger flooding resistance is not worth its cost per scrape here.
 #[derive(Clone, Default)]
 pub(super) struct Raw {
-    table: HashTable<(Box<str>, RawState)>,
+    entries: Vec<Option<Entry>>,
+    /// Empty slots of `entries`, reused first.
+    free: Vec<u32>,
+    table: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
+}
+
+#[derive(Clone)]
+struct Entry {
+    key: Box<str>,
+    state: RawState,
 }
 
 impl Raw {
@@ -231,48 +247,93 @@ impl Raw {
         self.hasher.hash_one(key)
     }
 
-    /// The state of `key`, whose [`Raw::hash`] is `hash`.
-    pub(super) fn get(&self, hash: u64, key: &str) -> Option<&RawState> {
-        let found = self.table.find(hash, |(k, _)| same(k, key));
-        found.map(|(_, state)| state)
+    /// The id of `key`, whose [`Raw::hash`] is `hash`.
+    pub(super) fn find(&self, hash: u64, key: &str) -> Option<u32> {
+        let entries = &self.entries;
+        let found = self.table.find(hash, |&id| {
+            entry(entries, id).is_some_and(|e| same(&e.key, key))
+        });
+        found.copied()
     }
 
-    pub(super) fn get_mut(&mut self, hash: u64, key: &str) -> Option<&mut RawState> {
-        let found = self.table.find_mut(hash, |(k, _)| same(k, key));
-        found.map(|(_, state)| state)
+    /// Whether `id` is the series `key`.
+    pub(super) fn is(&self, id: u32, key: &str) -> bool {
+        entry(&self.entries, id).is_some_and(|e| same(&e.key, key))
     }
 
-    /// Sets the state of `key`, whose [`Raw::hash`] is `hash`.
-    pub(super) fn insert(&mut self, hash: u64, key: &str, state: RawState) -> &mut RawState {
-        let hasher = &self.hasher;
-        let entry = self
-            .table
-            .entry(hash, |(k, _)| same(k, key), |(k, _)| hasher.hash_one(&**k));
-        match entry {
-            Entry::Occupied(e) => {
-                let slot = e.into_mut();
-                slot.1 = state;
-                &mut slot.1
+    pub(super) fn get(&self, id: u32) -> Option<&RawState> {
+        entry(&self.entries, id).map(|e| &e.state)
+    }
+
+    pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut RawState> {
+        let entry = self.entries.get_mut(id as usize)?.as_mut()?;
+        Some(&mut entry.state)
+    }
+
+    /// Sets the state of `key`, whose [`Raw::hash`] is `hash`, and returns its id.
+    pub(super) fn insert(&mut self, hash: u64, key: &str, state: RawState) -> u32 {
+        if let Some(id) = self.find(hash, key) {
+            if let Some(e) = self.entries.get_mut(id as usize).and_then(Option::as_mut) {
+                e.state = state;
             }
-            Entry::Vacant(e) => &mut e.insert((key.into(), state)).into_mut().1,
+            return id;
         }
+        let new = Entry {
+            key: key.into(),
+            state,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                if let Some(slot) = self.entries.get_mut(id as usize) {
+                    *slot = Some(new);
+                }
+                id
+            }
+            None => {
+                self.entries.push(Some(new));
+                // Fewer than 2^32 series: the series limit is far below.
+                u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.table.insert_unique(hash, id, |&id| {
+            // Every id in the table has its entry (`retain` takes a freed one out).
+            entry(entries, id).map_or(0, |e| hasher.hash_one(&*e.key))
+        });
+        id
     }
 
     pub(super) fn len(&self) -> usize {
         self.table.len()
     }
 
+    /// Every series, by id.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &RawState)> {
-        self.table.iter().map(|(k, v)| (&**k, v))
+        self.entries.iter().flatten().map(|e| (&*e.key, &e.state))
     }
 
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut RawState> {
-        self.table.iter_mut().map(|(_, v)| v)
+        self.entries.iter_mut().flatten().map(|e| &mut e.state)
     }
 
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&RawState) -> bool) {
-        self.table.retain(|(_, v)| keep(v));
+        for (id, slot) in self.entries.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|e| !keep(&e.state))
+                && let Some(e) = slot.take()
+            {
+                let id = u32::try_from(id).unwrap_or(u32::MAX);
+                let hash = self.hasher.hash_one(&*e.key);
+                if let Ok(found) = self.table.find_entry(hash, |&i| i == id) {
+                    found.remove();
+                }
+                self.free.push(id);
+            }
+        }
     }
+}
+
+fn entry(entries: &[Option<Entry>], id: u32) -> Option<&Entry> {
+    entries.get(id as usize)?.as_ref()
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -284,7 +345,7 @@ impl PartialEq for Raw {
         self.len() == other.len()
             && self
                 .iter()
-                .all(|(k, v)| other.get(other.hash(k), k) == Some(v))
+                .all(|(k, v)| other.find(other.hash(k), k).and_then(|id| other.get(id)) == Some(v))
     }
 }
 
@@ -298,7 +359,12 @@ impl fmt::Debug for Raw {
 /// format independent of the table).
 impl Serialize for Raw {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
+        // With its length: the checkpoint's writer needs it up front.
+        let mut seq = s.serialize_seq(Some(self.len()))?;
+        for pair in self.iter() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
     }
 }
 

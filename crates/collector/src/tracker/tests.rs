@@ -698,3 +698,74 @@ fn of_a_series_written_twice_the_first_in_the_body_counts() {
         ],
     );
 }
+
+/// The series of [`a_tracker_continuing_observes_what_one_restored_before_each_scrape_does`],
+/// one written with its labels out of order (a key written out, not taken from the body).
+const LAYOUT_SERIES: [&str; 8] = [
+    r#"out{path="derp"}"#,
+    r#"out{path="direct_ipv4"}"#,
+    r#"in{path="derp"}"#,
+    r#"newctr{a="1",b="2"}"#,
+    r#"newctr{b="2",a="1"}"#,
+    r#"relay{transport_in="udp4",transport_out="udp4"}"#,
+    "routes",
+    "dropin",
+];
+
+/// A scrape: the series in body order (indexes into [`LAYOUT_SERIES`], repeats allowed),
+/// `None` to write the previous scrape's again, with values drawn per scrape.
+fn layout_scrape() -> impl Strategy<Value = (Option<Vec<usize>>, Vec<u64>, bool)> {
+    let layout = proptest::collection::vec(0..LAYOUT_SERIES.len(), 0..9);
+    (
+        prop_oneof![2 => Just(None), 1 => layout.prop_map(Some)],
+        proptest::collection::vec(0..50u64, LAYOUT_SERIES.len()),
+        proptest::bool::weighted(0.1),
+    )
+}
+
+proptest! {
+    /// A scrape is matched to the previous one's series by position when it can be (no
+    /// hashing, no duplicate search); a tracker restored from its state before every scrape
+    /// never can. Both see the same observations and keep the same state, whatever the
+    /// layouts: series that move, repeat, vanish, come back, are evicted or refused.
+    #[test]
+    fn a_tracker_continuing_observes_what_one_restored_before_each_scrape_does(
+        scrapes in proptest::collection::vec(layout_scrape(), 1..30)
+    ) {
+        let config = TrackerConfig {
+            series_ttl: Duration::from_millis(2_500),
+            max_series: 5,
+            ..TrackerConfig::default()
+        };
+        let mut continuing = Tracker::new(config.clone());
+        let mut saved = continuing.state().clone();
+        let mut target = TargetInfo { pid: Some(1), ..TargetInfo::default() };
+        let mut layout = Vec::new();
+        let mut totals = [0u64; LAYOUT_SERIES.len()];
+        for (i, (next, increments, restart)) in scrapes.iter().enumerate() {
+            if let Some(next) = next {
+                layout.clone_from(next);
+            }
+            if *restart {
+                target.pid = target.pid.map(|p| p + 1);
+                totals = [0; LAYOUT_SERIES.len()];
+            }
+            let mut body = String::new();
+            for (total, inc) in totals.iter_mut().zip(increments) {
+                *total += inc;
+            }
+            for &s in &layout {
+                writeln!(body, "{} {}", LAYOUT_SERIES[s], totals[s]).unwrap();
+            }
+            let body = expo(&body);
+            let at = Timestamp::from_millis(1_000 * (i as u64 + 1));
+            let json = serde_json::to_string(&saved).unwrap();
+            let mut restored = Tracker::restore(config.clone(), serde_json::from_str(&json).unwrap()).unwrap();
+            let expected = restored.observe(body.as_bytes(), &target, at);
+            let got = continuing.observe(body.as_bytes(), &target, at);
+            prop_assert_eq!(got, expected, "scrape {} of\n{}", i, body);
+            prop_assert_eq!(continuing.state(), restored.state());
+            saved = restored.state().clone();
+        }
+    }
+}
