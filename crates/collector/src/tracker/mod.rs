@@ -400,7 +400,12 @@ impl Tracker {
                     seen: at,
                     outs,
                 };
-                self.state.raw.insert(self.state.raw.hash(key), key, state)
+                // A key is never empty (it starts with the family's name): stored.
+                let hash = self.state.raw.hash(key);
+                let Some(id) = self.state.raw.insert(hash, key, state) else {
+                    continue;
+                };
+                id
             };
             let Some(raw) = self.state.raw.get_mut(id) else {
                 continue;

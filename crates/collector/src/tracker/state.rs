@@ -229,8 +229,14 @@ impl PartialEq for Index {
 /// stronger flooding resistance is not worth its cost per scrape here.
 #[derive(Clone, Default)]
 pub(super) struct Raw {
-    entries: Vec<Option<Entry>>,
-    /// Empty slots of `entries`, reused first.
+    /// By id; a forgotten series' entry is [`Entry::FREE`] until a new series takes it.
+    entries: Vec<Entry>,
+    /// Every key, back to back, in the order the series came (the body's): a scrape that
+    /// compares its samples with them reads this in order rather than a key per allocation.
+    keys: String,
+    /// Bytes of `keys` that belong to forgotten series; compacted away past half.
+    garbage: usize,
+    /// Free entries, reused first.
     free: Vec<u32>,
     table: HashTable<u32>,
     hasher: foldhash::fast::RandomState,
@@ -238,8 +244,27 @@ pub(super) struct Raw {
 
 #[derive(Clone)]
 struct Entry {
-    key: Box<str>,
+    /// The key's place in [`Raw::keys`]; a key is never empty, so `len == 0` marks a free
+    /// entry.
+    start: usize,
+    len: u32,
     state: RawState,
+}
+
+impl Entry {
+    const FREE: Entry = Entry {
+        start: 0,
+        len: 0,
+        state: RawState {
+            last: 0,
+            seen: Timestamp::from_millis(0),
+            outs: [NO_OUTPUT; 2],
+        },
+    };
+
+    fn is_free(&self) -> bool {
+        self.len == 0
+    }
 }
 
 impl Raw {
@@ -247,60 +272,71 @@ impl Raw {
         self.hasher.hash_one(key)
     }
 
+    /// The key of `entry` (empty for a free one).
+    fn key_of(&self, entry: &Entry) -> &str {
+        key_in(&self.keys, entry)
+    }
+
+    fn entry(&self, id: u32) -> Option<&Entry> {
+        self.entries.get(id as usize).filter(|e| !e.is_free())
+    }
+
     /// The id of `key`, whose [`Raw::hash`] is `hash`.
     pub(super) fn find(&self, hash: u64, key: &str) -> Option<u32> {
-        let entries = &self.entries;
-        let found = self.table.find(hash, |&id| {
-            entry(entries, id).is_some_and(|e| same(&e.key, key))
-        });
+        let found = self.table.find(hash, |&id| self.is(id, key));
         found.copied()
     }
 
     /// Whether `id` is the series `key`.
     pub(super) fn is(&self, id: u32, key: &str) -> bool {
-        entry(&self.entries, id).is_some_and(|e| same(&e.key, key))
+        self.entry(id).is_some_and(|e| same(self.key_of(e), key))
     }
 
     pub(super) fn get(&self, id: u32) -> Option<&RawState> {
-        entry(&self.entries, id).map(|e| &e.state)
+        self.entry(id).map(|e| &e.state)
     }
 
     pub(super) fn get_mut(&mut self, id: u32) -> Option<&mut RawState> {
-        let entry = self.entries.get_mut(id as usize)?.as_mut()?;
-        Some(&mut entry.state)
+        let entry = self.entries.get_mut(id as usize)?;
+        (!entry.is_free()).then_some(&mut entry.state)
     }
 
-    /// Sets the state of `key`, whose [`Raw::hash`] is `hash`, and returns its id.
-    pub(super) fn insert(&mut self, hash: u64, key: &str, state: RawState) -> u32 {
+    /// Sets the state of `key`, whose [`Raw::hash`] is `hash`, and returns its id. A key
+    /// is never empty (it starts with its family's name); an empty one is not stored.
+    pub(super) fn insert(&mut self, hash: u64, key: &str, state: RawState) -> Option<u32> {
         if let Some(id) = self.find(hash, key) {
-            if let Some(e) = self.entries.get_mut(id as usize).and_then(Option::as_mut) {
+            if let Some(e) = self.entries.get_mut(id as usize) {
                 e.state = state;
             }
-            return id;
+            return Some(id);
         }
+        let len = u32::try_from(key.len()).ok().filter(|&l| l > 0)?;
         let new = Entry {
-            key: key.into(),
+            start: self.keys.len(),
+            len,
             state,
         };
+        self.keys.push_str(key);
         let id = match self.free.pop() {
             Some(id) => {
                 if let Some(slot) = self.entries.get_mut(id as usize) {
-                    *slot = Some(new);
+                    *slot = new;
                 }
                 id
             }
             None => {
-                self.entries.push(Some(new));
+                self.entries.push(new);
                 // Fewer than 2^32 series: the series limit is far below.
                 u32::try_from(self.entries.len() - 1).unwrap_or(u32::MAX)
             }
         };
-        let (entries, hasher) = (&self.entries, &self.hasher);
+        let (entries, keys, hasher) = (&self.entries, &self.keys, &self.hasher);
         self.table.insert_unique(hash, id, |&id| {
             // Every id in the table has its entry (`retain` takes a freed one out).
-            entry(entries, id).map_or(0, |e| hasher.hash_one(&*e.key))
+            let key = entries.get(id as usize).map_or("", |e| key_in(keys, e));
+            hasher.hash_one(key)
         });
-        id
+        Some(id)
     }
 
     pub(super) fn len(&self) -> usize {
@@ -309,31 +345,50 @@ impl Raw {
 
     /// Every series, by id.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, &RawState)> {
-        self.entries.iter().flatten().map(|e| (&*e.key, &e.state))
+        let live = self.entries.iter().filter(|e| !e.is_free());
+        live.map(|e| (self.key_of(e), &e.state))
     }
 
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut RawState> {
-        self.entries.iter_mut().flatten().map(|e| &mut e.state)
+        let live = self.entries.iter_mut().filter(|e| !e.is_free());
+        live.map(|e| &mut e.state)
     }
 
     pub(super) fn retain(&mut self, mut keep: impl FnMut(&RawState) -> bool) {
-        for (id, slot) in self.entries.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(|e| !keep(&e.state))
-                && let Some(e) = slot.take()
-            {
-                let id = u32::try_from(id).unwrap_or(u32::MAX);
-                let hash = self.hasher.hash_one(&*e.key);
-                if let Ok(found) = self.table.find_entry(hash, |&i| i == id) {
-                    found.remove();
-                }
-                self.free.push(id);
+        for (id, entry) in self.entries.iter_mut().enumerate() {
+            if entry.is_free() || keep(&entry.state) {
+                continue;
             }
+            let id = u32::try_from(id).unwrap_or(u32::MAX);
+            let hash = self.hasher.hash_one(key_in(&self.keys, entry));
+            if let Ok(found) = self.table.find_entry(hash, |&i| i == id) {
+                found.remove();
+            }
+            self.garbage += entry.len as usize;
+            *entry = Entry::FREE;
+            self.free.push(id);
         }
+        if self.garbage > self.keys.len() / 2 {
+            self.compact();
+        }
+    }
+
+    /// Rewrites `keys` without the forgotten series' keys, in id order.
+    fn compact(&mut self) {
+        let mut keys = String::with_capacity(self.keys.len() - self.garbage);
+        for entry in self.entries.iter_mut().filter(|e| !e.is_free()) {
+            let start = keys.len();
+            keys.push_str(key_in(&self.keys, entry));
+            entry.start = start;
+        }
+        self.keys = keys;
+        self.garbage = 0;
     }
 }
 
-fn entry(entries: &[Option<Entry>], id: u32) -> Option<&Entry> {
-    entries.get(id as usize)?.as_ref()
+fn key_in<'k>(keys: &'k str, entry: &Entry) -> &'k str {
+    let end = entry.start.saturating_add(entry.len as usize);
+    keys.get(entry.start..end).unwrap_or_default()
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -373,7 +428,9 @@ impl<'de> Deserialize<'de> for Raw {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut raw = Raw::default();
         for (key, state) in Vec::<(Box<str>, RawState)>::deserialize(d)? {
-            raw.insert(raw.hash(&key), &key, state);
+            if raw.insert(raw.hash(&key), &key, state).is_none() {
+                return Err(serde::de::Error::custom("a raw series has an empty key"));
+            }
         }
         Ok(raw)
     }
