@@ -165,7 +165,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Whatever the text, the key taken as written is the key written out.
+        /// Whatever the text, the key taken as written is the key written out, and the key's
+        /// labels are the sample's.
         #[test]
         fn a_key_taken_as_written_is_the_written_key(
             labels in proptest::collection::vec(
@@ -194,6 +195,18 @@ mod tests {
             if let Some(written) = written_key(&sample) {
                 proptest::prop_assert_eq!(written, key.as_str());
             }
+            // The key's label text holds the sample's labels (the tracker reads them there).
+            let pairs = |labels: crate::Labels<'_>| -> Vec<(String, String)> {
+                let mut pairs: Vec<_> = labels.iter().map(|(k, v)| (k.to_owned(), v.into_owned())).collect();
+                pairs.sort();
+                pairs
+            };
+            let inner = key
+                .strip_prefix(sample.name)
+                .and_then(|rest| rest.strip_prefix('{'))
+                .and_then(|rest| rest.strip_suffix('}'))
+                .unwrap_or_default();
+            proptest::prop_assert_eq!(pairs(crate::Labels::of_key(inner)), pairs(sample.labels));
         }
     }
 

@@ -21,6 +21,12 @@ impl<'a> Labels<'a> {
         Labels { raw }
     }
 
+    /// The labels between the braces of a series key: [`crate::key::write_key`] writes them
+    /// well formed, and [`crate::key::written_key`] takes text the parser validated.
+    pub(crate) fn of_key(raw: &'a str) -> Self {
+        Labels { raw }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.raw.is_empty()
     }

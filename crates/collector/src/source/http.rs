@@ -34,6 +34,7 @@ impl HttpSource {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(1)
+            .http1_max_buf_size(super::READ_BUFFER)
             .build(connector);
         HttpSource {
             url: url.clone(),

@@ -73,7 +73,9 @@ impl LocalApi {
             ..TargetInfo::default()
         };
 
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+            .max_buf_size(super::READ_BUFFER)
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(protocol)?;
         let request = Request::get(PATH)

@@ -28,6 +28,11 @@ pub use spec::{DEFAULT_SOCKET, DEFAULT_URL, SourceSpec, SourceSpecError};
 /// What tailship says it is to tailscaled and proxies.
 const USER_AGENT_VALUE: &str = concat!("tailship/", env!("CARGO_PKG_VERSION"));
 
+/// The most hyper buffers of a body before handing it over (its default is about 400 KiB,
+/// which a large body filled twice a scrape, in buffers the allocator mapped afresh each
+/// time); the body is copied out of it frame by frame anyway.
+const READ_BUFFER: usize = 64 * 1024;
+
 /// Limits on one fetch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceOptions {

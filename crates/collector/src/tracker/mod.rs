@@ -168,10 +168,11 @@ struct Obs<'a> {
     /// The raw series' id, or [`NEW`] for a series not tracked yet.
     id: u32,
     class: Class,
-    /// What publishing a new series reads of its sample (not the whole sample: at 10k
-    /// series the scrape's list of these is its largest buffer).
-    name: &'a str,
-    labels: Labels<'a>,
+    /// The length of the sample's name, which its key starts with; the key's label text
+    /// (between the braces) holds the sample's labels. Publishing a new series reads them
+    /// there: at 10k series the scrape's list of these is its largest buffer, 64 bytes a
+    /// sample where a name and labels of their own made it 96.
+    name_len: u32,
     value: Value,
 }
 
@@ -201,6 +202,22 @@ impl<'a> Obs<'a> {
         'a: 'k,
     {
         self.key.text(keys)
+    }
+
+    /// The sample's name and labels, read in its key.
+    fn name_and_labels<'k>(&self, keys: &'k str) -> (&'k str, Labels<'k>)
+    where
+        'a: 'k,
+    {
+        let key = self.key(keys);
+        let (name, rest) = key
+            .split_at_checked(self.name_len as usize)
+            .unwrap_or((key, ""));
+        let inner = rest
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix('}'))
+            .unwrap_or_default();
+        (name, Labels::of_key(inner))
     }
 }
 
@@ -327,8 +344,8 @@ impl Tracker {
                     id: NEW,
                     key,
                     class,
-                    name: sample.name,
-                    labels: sample.labels,
+                    // Shorter than the key, which is at most `MAX_SERIES_KEY` bytes.
+                    name_len: u32::try_from(sample.name.len()).unwrap_or(0),
                     value,
                 }),
                 Err(problem) => {
@@ -393,7 +410,7 @@ impl Tracker {
                     Value::Counter(v) if baseline || self.state.capped => v,
                     _ => 0,
                 };
-                let outs = self.outputs_for(o, at);
+                let outs = self.outputs_for(o, &keys, at);
                 out.new_series += 1;
                 let state = RawState {
                     last,
@@ -593,8 +610,9 @@ impl Tracker {
     }
 
     /// The published series a new raw series adds to: its aggregate and its breakdown.
-    fn outputs_for(&mut self, o: &Obs<'_>, at: Timestamp) -> [u32; 2] {
-        let Some(p) = catalog::published_as(o.class, o.name, &o.labels) else {
+    fn outputs_for(&mut self, o: &Obs<'_>, keys: &str, at: Timestamp) -> [u32; 2] {
+        let (name, labels) = o.name_and_labels(keys);
+        let Some(p) = catalog::published_as(o.class, name, &labels) else {
             return [NO_OUTPUT; 2];
         };
         // A series that appears after the first scrape began since the previous one.
