@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""What tailship's RSS peaks are: VmRSS sampled every 2 ms, each peak set beside the scrape
+and the sends nearest to it.
+
+The footprint harness (bench/footprint.py) samples RSS every 250 ms, which is enough for a
+median but catches a peak only by chance; this trace samples 125 times as often over a
+shorter run and says what each peak coincides with: a scrape (its buffers: body, samples,
+points), a CloudWatch flush or a Cloud Monitoring flush, by the times the fakes recorded.
+
+    python3 bench/rss_trace.py                      # 10k series, 75 s (one CloudWatch flush)
+    python3 bench/rss_trace.py --series 50 --duration 30 --binary PATH
+
+It uses footprint.py's fakes, configuration and environment, and the builds it made
+(`python3 bench/footprint.py --sizes 50 --no-python --duration 30` builds them).
+"""
+
+import argparse
+import bisect
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import footprint  # noqa: E402
+
+
+def vm_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+
+
+def nearest(times, t):
+    """The signed distance from t to the nearest of the sorted times, or None."""
+    i = bisect.bisect_left(times, t)
+    near = [t - times[j] for j in (i - 1, i) if 0 <= j < len(times)]
+    return min(near, key=abs) if near else None
+
+
+def episodes(samples, above):
+    """Runs of samples above `above` KiB, joined when less than 50 ms apart:
+    [start, end, peak KiB]."""
+    runs = []
+    for t, kib in samples:
+        if kib <= above:
+            continue
+        if runs and t - runs[-1][1] < 0.05:
+            runs[-1][1] = t
+            runs[-1][2] = max(runs[-1][2], kib)
+        else:
+            runs.append([t, t, kib])
+    return runs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--series", type=int, default=10_000)
+    ap.add_argument("--duration", type=float, default=75, help="seconds sampled (75)")
+    ap.add_argument("--warmup", type=float, default=20, help="seconds before sampling (20)")
+    ap.add_argument("--binary", type=Path, default=footprint.TAILSHIP)
+    ap.add_argument("--top", type=int, default=15, help="peaks listed (15)")
+    ap.add_argument("--cw-resolution", type=int, default=60)
+    args = ap.parse_args()
+    for path in (args.binary, footprint.FAKES):
+        if not path.exists():
+            raise SystemExit(f"{path} is missing: build it first (see the docstring)")
+
+    run_dir = Path(tempfile.mkdtemp(prefix="tailship-rss-"))
+    fakes = footprint.Fakes(args.series, run_dir)
+    proc = None
+    try:
+        config = footprint.tailship_config(run_dir, fakes, args)
+        proc = subprocess.Popen(
+            [args.binary, "run", "--config", config],
+            env=footprint.tailship_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=open(run_dir / "tailship.log", "wb"),
+        )
+        time.sleep(args.warmup)
+        samples = []
+        end = time.time() + args.duration
+        while time.time() < end:
+            samples.append((time.time(), vm_rss_kib(proc.pid)))
+            time.sleep(0.002)
+        status = fakes.status()
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+        fakes.stop()
+
+    scrapes = sorted(t / 1e6 for t in status["tailscaled"]["scrape_us"])
+    sends = {
+        sink: sorted({r[0] / 1e6 for r in status[sink]["requests"]})
+        for sink in ("cloudwatch", "gcm")
+    }
+    kib = sorted(k for _, k in samples)
+    median = kib[len(kib) // 2]
+    t0 = samples[0][0]
+    print(
+        f"{args.series:,} series, {len(samples):,} samples of VmRSS over {args.duration:g} s: "
+        f"median {median / 1024:.2f} MiB, max {kib[-1] / 1024:.2f} MiB; "
+        f"{len(sends['cloudwatch'])} CloudWatch and {len(sends['gcm'])} Cloud Monitoring "
+        f"requests arrived"
+    )
+    print(
+        "peaks more than 0.3 MiB over the median, highest first: when (from the first sample), "
+        "how long, how high,\nand the peak's start less the time of the nearest scrape served "
+        "and request received by each fake"
+    )
+    print("  at        lasting    peak        over     nearest scrape   CloudWatch   Cloud Monitoring")
+
+    def off(times, t):
+        d = nearest(times, t)
+        return "—" if d is None else f"{1000 * d:+.0f} ms"
+
+    runs = sorted(episodes(samples, median + 300), key=lambda r: -r[2])
+    for start, stop, peak in runs[: args.top]:
+        print(
+            f"  {start - t0:7.3f} s {1000 * (stop - start):7.1f} ms {peak / 1024:7.2f} MiB "
+            f"{(peak - median) / 1024:+6.2f}   {off(scrapes, start):>14} {off(sends['cloudwatch'], start):>12} "
+            f"{off(sends['gcm'], start):>16}"
+        )
+    print(f"  ({len(runs)} peaks in all; run directory {run_dir})")
+    (run_dir / "rss.json").write_text(json.dumps({"samples": samples, "status": status}))
+
+
+if __name__ == "__main__":
+    main()
