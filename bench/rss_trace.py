@@ -17,7 +17,6 @@ It uses footprint.py's fakes, configuration and environment, and the builds it m
 import argparse
 import bisect
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,11 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import footprint  # noqa: E402
 
 
-def vm_rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-
-
 def nearest(times, t):
     """The signed distance from t to the nearest of the sorted times, or None."""
     i = bisect.bisect_left(times, t)
@@ -41,17 +35,17 @@ def nearest(times, t):
 
 
 def episodes(samples, above):
-    """Runs of samples above `above` KiB, joined when less than 50 ms apart:
-    [start, end, peak KiB]."""
+    """Runs of samples above `above` bytes, joined when less than 50 ms apart:
+    [start, end, peak bytes]."""
     runs = []
-    for t, kib in samples:
-        if kib <= above:
+    for t, size in samples:
+        if size <= above:
             continue
         if runs and t - runs[-1][1] < 0.05:
             runs[-1][1] = t
-            runs[-1][2] = max(runs[-1][2], kib)
+            runs[-1][2] = max(runs[-1][2], size)
         else:
-            runs.append([t, t, kib])
+            runs.append([t, t, size])
     return runs
 
 
@@ -62,7 +56,8 @@ def main():
     ap.add_argument("--warmup", type=float, default=20, help="seconds before sampling (20)")
     ap.add_argument("--binary", type=Path, default=footprint.TAILSHIP)
     ap.add_argument("--top", type=int, default=15, help="peaks listed (15)")
-    ap.add_argument("--cw-resolution", type=int, default=60)
+    ap.add_argument("--cw-resolution", type=int, default=60,
+                    help="CloudWatch storage_resolution, as in footprint.py (60, or 1)")
     args = ap.parse_args()
     for path in (args.binary, footprint.FAKES):
         if not path.exists():
@@ -82,8 +77,12 @@ def main():
         time.sleep(args.warmup)
         samples = []
         end = time.time() + args.duration
-        while time.time() < end:
-            samples.append((time.time(), vm_rss_kib(proc.pid)))
+        while (now := time.time()) < end:
+            if proc.poll() is not None:
+                raise SystemExit(
+                    f"tailship exited ({proc.returncode}); see {run_dir / 'tailship.log'}"
+                )
+            samples.append((now, footprint.proc_status(proc.pid)["VmRSS"]))
             time.sleep(0.002)
         status = fakes.status()
     finally:
@@ -97,12 +96,12 @@ def main():
         sink: sorted({r[0] / 1e6 for r in status[sink]["requests"]})
         for sink in ("cloudwatch", "gcm")
     }
-    kib = sorted(k for _, k in samples)
-    median = kib[len(kib) // 2]
+    rss = sorted(b for _, b in samples)
+    median = rss[len(rss) // 2]
     t0 = samples[0][0]
     print(
         f"{args.series:,} series, {len(samples):,} samples of VmRSS over {args.duration:g} s: "
-        f"median {median / 1024:.2f} MiB, max {kib[-1] / 1024:.2f} MiB; "
+        f"median {median / 2**20:.2f} MiB, max {rss[-1] / 2**20:.2f} MiB; "
         f"{len(sends['cloudwatch'])} CloudWatch and {len(sends['gcm'])} Cloud Monitoring "
         f"requests arrived"
     )
@@ -117,11 +116,11 @@ def main():
         d = nearest(times, t)
         return "—" if d is None else f"{1000 * d:+.0f} ms"
 
-    runs = sorted(episodes(samples, median + 300), key=lambda r: -r[2])
+    runs = sorted(episodes(samples, median + 300 * 1024), key=lambda r: -r[2])
     for start, stop, peak in runs[: args.top]:
         print(
-            f"  {start - t0:7.3f} s {1000 * (stop - start):7.1f} ms {peak / 1024:7.2f} MiB "
-            f"{(peak - median) / 1024:+6.2f}   {off(scrapes, start):>14} {off(sends['cloudwatch'], start):>12} "
+            f"  {start - t0:7.3f} s {1000 * (stop - start):7.1f} ms {peak / 2**20:7.2f} MiB "
+            f"{(peak - median) / 2**20:+6.2f}   {off(scrapes, start):>14} {off(sends['cloudwatch'], start):>12} "
             f"{off(sends['gcm'], start):>16}"
         )
     print(f"  ({len(runs)} peaks in all; run directory {run_dir})")
