@@ -70,9 +70,10 @@ fn scrape_allocations(series: usize) -> u64 {
 
 #[test]
 fn the_tracker_allocates_per_scrape_not_per_sample() {
-    // One buffer each for the samples, the published series touched, and the counter and
-    // gauge points: the same for every size. (Keys written out and the duplicate search's
-    // order are needed only when a scrape's series are not the last one's, in its order.)
+    // One buffer each for the samples' values, the published series touched, and the
+    // counter and gauge points: the same for every size. (A list of samples, keys written
+    // out and the duplicate search's order are needed only when a scrape's series are not
+    // the last one's, in its order.)
     let counts = [50, 1_000, 10_000].map(scrape_allocations);
     assert_eq!(
         counts, [counts[0]; 3],

@@ -9,7 +9,7 @@ mod state;
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -158,6 +158,7 @@ struct Sizes {
 /// The id of a sample whose series is not tracked yet.
 const NEW: u32 = u32::MAX;
 
+#[derive(Clone, Copy, Debug)]
 enum Value {
     Counter(u64),
     Gauge(f64),
@@ -272,17 +273,35 @@ impl Tracker {
 
     /// Reads one scrape made of several bodies of the same tailscaled (the usermetrics body
     /// and the debug endpoint's) as one.
+    ///
+    /// A scrape that writes the previous one's series in the same order (tailscaled's steady
+    /// state) is read once, each sample compared with the series at its place, keeping only
+    /// its value ([`Tracker::observe_steady`]); otherwise, and from the first sample that is
+    /// not the series at its place, the bodies are read again and every sample's series
+    /// found by its key ([`Tracker::observe_anew`]). Both give the same observation.
     pub fn observe_bodies(
         &mut self,
         bodies: &[&[u8]],
         target: &TargetInfo,
         at: Timestamp,
     ) -> Result<Observation, EmptyScrape> {
-        let mut anomalies = Anomalies::default();
-        let mut ignored = 0;
-        let sizes = self.sizes;
-        let mut keys = String::with_capacity(sizes.keys);
-        let mut obs = Vec::with_capacity(sizes.obs);
+        match self.observe_steady(bodies, target, at) {
+            Some(out) => Ok(out),
+            None => self.observe_anew(bodies, target, at),
+        }
+    }
+
+    /// Hands `each` the bodies' samples that count, in body order, with the scrape's key
+    /// buffer (a key the body does not hold as it is, `Key::Written`, was written at its
+    /// end). A sample that does not count is an anomaly or ignored. Stops when `each` breaks.
+    fn read<'b>(
+        &self,
+        bodies: &[&'b [u8]],
+        keys: &mut String,
+        anomalies: &mut Anomalies,
+        ignored: &mut usize,
+        each: &mut dyn FnMut(Obs<'b>, &mut String) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
         // The class of the last family's unsuffixed samples: a family's samples come
         // together and share the family text, so most samples skip the catalog lookup.
         let mut last: Option<(&str, MetricType, Class)> = None;
@@ -315,18 +334,18 @@ impl Tracker {
                 }
             };
             let Some(kind) = class.kind() else {
-                ignored += 1;
+                *ignored += 1;
                 continue;
             };
             let start = keys.len();
             let key = match written_key(&sample) {
                 Some(text) => Key::Body(text),
                 None => {
-                    write_key(&mut keys, &sample);
+                    write_key(keys, &sample);
                     Key::Written(start..keys.len())
                 }
             };
-            let text = key.text(&keys);
+            let text = key.text(keys);
             if text.len() > MAX_SERIES_KEY {
                 anomalies.push(Anomaly::TooLong {
                     series: clip(text),
@@ -340,14 +359,17 @@ impl Tracker {
                 Kind::Gauge => gauge_value(sample.value).map(Value::Gauge),
             };
             match value {
-                Ok(value) => obs.push(Obs {
-                    id: NEW,
-                    key,
-                    class,
-                    // Shorter than the key, which is at most `MAX_SERIES_KEY` bytes.
-                    name_len: u32::try_from(sample.name.len()).unwrap_or(0),
-                    value,
-                }),
+                Ok(value) => {
+                    let o = Obs {
+                        id: NEW,
+                        key,
+                        class,
+                        // Shorter than the key, which is at most `MAX_SERIES_KEY` bytes.
+                        name_len: u32::try_from(sample.name.len()).unwrap_or(0),
+                        value,
+                    };
+                    each(o, keys)?;
+                }
                 Err(problem) => {
                     anomalies.push(Anomaly::Value {
                         series: text.to_owned(),
@@ -358,36 +380,113 @@ impl Tracker {
                 }
             }
         }
+        ControlFlow::Continue(())
+    }
+
+    /// The scrape, if each of its samples is the series at its place in the previous one
+    /// (`layout`): then nothing is hashed, no duplicate can be, and a sample leaves only its
+    /// value, 16 bytes, where a list of samples takes 64. `None`, with the state untouched,
+    /// from the first sample that is not.
+    fn observe_steady(
+        &mut self,
+        bodies: &[&[u8]],
+        target: &TargetInfo,
+        at: Timestamp,
+    ) -> Option<Observation> {
+        if self.layout.is_empty() || self.state.scrapes == 0 {
+            return None;
+        }
+        let mut values = Vec::with_capacity(self.layout.len());
+        let mut anomalies = Anomalies::default();
+        let mut ignored = 0;
+        let mut keys = String::with_capacity(self.sizes.keys);
+        // The first process-lifetime counter that went down, in body order.
+        let mut went_down = None;
+        let (layout, raw) = (&self.layout, &self.state.raw);
+        let flow = self.read(
+            bodies,
+            &mut keys,
+            &mut anomalies,
+            &mut ignored,
+            &mut |o, keys| {
+                let Some(&id) = layout.get(values.len()) else {
+                    return ControlFlow::Break(());
+                };
+                let key = o.key(keys);
+                let Some(state) = raw.get_if(id, key) else {
+                    return ControlFlow::Break(());
+                };
+                if went_down.is_none()
+                    && let Value::Counter(v) = o.value
+                    && o.class.resets() == Resets::Process
+                    && v < state.last
+                {
+                    went_down = Some(Restart::CounterWentDown {
+                        series: key.to_owned(),
+                        before: state.last,
+                        after: v,
+                    });
+                }
+                if let Key::Written(range) = &o.key {
+                    keys.truncate(range.start);
+                }
+                values.push(o.value);
+                ControlFlow::Continue(())
+            },
+        );
+        if flow.is_break() || values.is_empty() {
+            return None;
+        }
+        // Series that are gone this scrape were at the end.
+        self.layout.truncate(values.len());
+        let restart = self
+            .state
+            .target
+            .as_ref()
+            .and_then(|before| identity_change(before, target))
+            .or(went_down);
+        let mut scrape = Scrape::begin(self, at, restart, ignored, anomalies);
+        let layout = std::mem::take(&mut self.layout);
+        for (&id, value) in layout.iter().zip(values) {
+            scrape.apply(self, id, value);
+        }
+        self.layout = layout;
+        Some(scrape.finish(self, target, 0))
+    }
+
+    /// The scrape, each sample's series found by its key ([`Tracker::find_series`]).
+    fn observe_anew(
+        &mut self,
+        bodies: &[&[u8]],
+        target: &TargetInfo,
+        at: Timestamp,
+    ) -> Result<Observation, EmptyScrape> {
+        let mut anomalies = Anomalies::default();
+        let mut ignored = 0;
+        let mut keys = String::with_capacity(self.sizes.keys);
+        let mut obs = Vec::with_capacity(self.sizes.obs);
+        let _ = self.read(
+            bodies,
+            &mut keys,
+            &mut anomalies,
+            &mut ignored,
+            &mut |o, _| {
+                obs.push(o);
+                ControlFlow::Continue(())
+            },
+        );
         if obs.is_empty() {
             return Err(EmptyScrape { anomalies, ignored });
         }
-        if !self.match_layout(&mut obs, &keys) {
-            self.find_series(&mut obs, &keys, &mut anomalies);
-        }
+        self.find_series(&mut obs, &keys, &mut anomalies);
 
-        let baseline = self.state.scrapes == 0;
-        let restart = if baseline {
+        let restart = if self.state.scrapes == 0 {
             None
         } else {
             self.detect_restart(&obs, &keys, target)
         };
-        if restart.is_some() {
-            for raw in self.state.raw.values_mut() {
-                raw.last = 0;
-            }
-        }
-
-        let mut out = Observation {
-            at,
-            baseline,
-            restart,
-            ignored,
-            anomalies,
-            counters: Vec::with_capacity(sizes.counters),
-            gauges: Vec::with_capacity(sizes.gauges),
-            ..Observation::default()
-        };
-        let mut touched = Vec::with_capacity(sizes.touched);
+        let mut scrape = Scrape::begin(self, at, restart, ignored, anomalies);
+        let baseline = scrape.out.baseline;
         let mut refused = 0;
         self.layout.clear();
         for o in &obs {
@@ -396,7 +495,7 @@ impl Tracker {
                 o.id
             } else {
                 if self.state.raw.len() >= self.config.max_series {
-                    out.anomalies.push(Anomaly::SeriesCap {
+                    scrape.out.anomalies.push(Anomaly::SeriesCap {
                         series: key.to_owned(),
                         max: self.config.max_series,
                     });
@@ -411,7 +510,7 @@ impl Tracker {
                     _ => 0,
                 };
                 let outs = self.outputs_for(o, &keys, at);
-                out.new_series += 1;
+                scrape.out.new_series += 1;
                 let state = RawState {
                     last,
                     seen: at,
@@ -424,107 +523,13 @@ impl Tracker {
                 };
                 id
             };
-            let Some(raw) = self.state.raw.get_mut(id) else {
-                continue;
-            };
-            self.layout.push(id);
-            raw.seen = at;
-            let outs = raw.outs;
-            let value = match o.value {
-                Value::Counter(v) => {
-                    let delta = if v >= raw.last {
-                        v - raw.last
-                    } else {
-                        // Only series judged one by one get here: a process-lifetime counter
-                        // going down was a restart, which set every `last` to 0.
-                        out.series_resets += 1;
-                        v
-                    };
-                    raw.last = v;
-                    Value::Counter(delta)
-                }
-                Value::Gauge(v) => Value::Gauge(v),
-            };
-            for id in outs.into_iter().filter(|&id| id != NO_OUTPUT) {
-                let Some(output) = self.state.output_mut(id) else {
-                    continue;
-                };
-                if !output.touched {
-                    output.touched = true;
-                    touched.push(id);
-                }
-                match value {
-                    Value::Counter(d) => output.acc_delta = output.acc_delta.saturating_add(d),
-                    Value::Gauge(v) => output.acc_value += v,
-                }
-            }
-            out.samples += 1;
-        }
-        let touched_len = touched.len();
-        for id in touched {
-            let Some(output) = self.state.output_mut(id) else {
-                continue;
-            };
-            output.touched = false;
-            output.seen = at;
-            match output.kind {
-                Kind::Counter => {
-                    let delta = std::mem::take(&mut output.acc_delta);
-                    if !baseline {
-                        let end = at.max(output.end.saturating_add(Duration::from_millis(1)));
-                        output.end = end;
-                        output.cumulative = output.cumulative.saturating_add(delta);
-                        out.counters.push(CounterPoint {
-                            series: Arc::clone(&output.series),
-                            start: output.start,
-                            end,
-                            delta,
-                            cumulative: output.cumulative,
-                        });
-                    }
-                }
-                Kind::Gauge => {
-                    let value = std::mem::take(&mut output.acc_value);
-                    out.gauges.push(GaugePoint {
-                        series: Arc::clone(&output.series),
-                        at,
-                        value,
-                    });
-                }
+            if scrape.apply(self, id, o.value) {
+                self.layout.push(id);
             }
         }
-
-        out.evicted = self.state.evict(at, self.config.series_ttl);
-        self.state.capped = refused > 0;
-        self.state.scrapes += 1;
-        self.state.last_scrape = Some(at);
-        if self.state.target.as_ref() != Some(target) {
-            self.state.target = Some(target.clone());
-        }
-        self.sizes = Sizes {
-            keys: keys.len(),
-            obs: obs.len(),
-            touched: touched_len,
-            counters: out.counters.len(),
-            gauges: out.gauges.len(),
-        };
-        Ok(out)
-    }
-
-    /// Gives every sample the id of the series at its position in the previous scrape, when
-    /// each one is that series; `false` (ids partly set) when one is not. Samples matched to
-    /// distinct series (the previous scrape's are) are distinct: no duplicate to look for.
-    fn match_layout(&self, obs: &mut [Obs<'_>], keys: &str) -> bool {
-        if obs.len() > self.layout.len() {
-            return false;
-        }
-        for (o, &id) in obs.iter_mut().zip(&self.layout) {
-            if !self.state.raw.is(id, o.key(keys)) {
-                return false;
-            }
-            o.id = id;
-        }
-        true
+        self.sizes.keys = keys.len();
+        self.sizes.obs = obs.len();
+        Ok(scrape.finish(self, target, refused))
     }
 
     /// Finds every sample's series by its key's hash and drops the repeats of a series: of
@@ -638,6 +643,136 @@ impl Tracker {
             outs[1] = self.state.intern(series, p.kind, start);
         }
         outs
+    }
+}
+
+/// One scrape being applied to the state: what it produced so far, and the published
+/// series it touched.
+struct Scrape {
+    out: Observation,
+    touched: Vec<u32>,
+}
+
+impl Scrape {
+    /// Starts a scrape taken `at`; a `restart` sets every raw series' last value to 0.
+    fn begin(
+        tracker: &mut Tracker,
+        at: Timestamp,
+        restart: Option<Restart>,
+        ignored: usize,
+        anomalies: Anomalies,
+    ) -> Self {
+        if restart.is_some() {
+            for raw in tracker.state.raw.values_mut() {
+                raw.last = 0;
+            }
+        }
+        let sizes = tracker.sizes;
+        Self {
+            out: Observation {
+                at,
+                baseline: tracker.state.scrapes == 0,
+                restart,
+                ignored,
+                anomalies,
+                counters: Vec::with_capacity(sizes.counters),
+                gauges: Vec::with_capacity(sizes.gauges),
+                ..Observation::default()
+            },
+            touched: Vec::with_capacity(sizes.touched),
+        }
+    }
+
+    /// Adds a sample of raw series `id` (its delta since the last one, for a counter) to
+    /// the published series it feeds; `false` if there is no such series.
+    fn apply(&mut self, tracker: &mut Tracker, id: u32, value: Value) -> bool {
+        let Some(raw) = tracker.state.raw.get_mut(id) else {
+            return false;
+        };
+        raw.seen = self.out.at;
+        let outs = raw.outs;
+        let value = match value {
+            Value::Counter(v) => {
+                let delta = if v >= raw.last {
+                    v - raw.last
+                } else {
+                    // Only series judged one by one get here: a process-lifetime counter
+                    // going down was a restart, which set every `last` to 0.
+                    self.out.series_resets += 1;
+                    v
+                };
+                raw.last = v;
+                Value::Counter(delta)
+            }
+            Value::Gauge(v) => Value::Gauge(v),
+        };
+        for id in outs.into_iter().filter(|&id| id != NO_OUTPUT) {
+            let Some(output) = tracker.state.output_mut(id) else {
+                continue;
+            };
+            if !output.touched {
+                output.touched = true;
+                self.touched.push(id);
+            }
+            match value {
+                Value::Counter(d) => output.acc_delta = output.acc_delta.saturating_add(d),
+                Value::Gauge(v) => output.acc_value += v,
+            }
+        }
+        self.out.samples += 1;
+        true
+    }
+
+    /// One point per published series touched; evicts what the TTL says, and counts the
+    /// scrape. `refused` series were over the series limit.
+    fn finish(self, tracker: &mut Tracker, target: &TargetInfo, refused: usize) -> Observation {
+        let Scrape { mut out, touched } = self;
+        let at = out.at;
+        let baseline = out.baseline;
+        let state = &mut tracker.state;
+        for &id in &touched {
+            let Some(output) = state.output_mut(id) else {
+                continue;
+            };
+            output.touched = false;
+            output.seen = at;
+            match output.kind {
+                Kind::Counter => {
+                    let delta = std::mem::take(&mut output.acc_delta);
+                    if !baseline {
+                        let end = at.max(output.end.saturating_add(Duration::from_millis(1)));
+                        output.end = end;
+                        output.cumulative = output.cumulative.saturating_add(delta);
+                        out.counters.push(CounterPoint {
+                            series: Arc::clone(&output.series),
+                            start: output.start,
+                            end,
+                            delta,
+                            cumulative: output.cumulative,
+                        });
+                    }
+                }
+                Kind::Gauge => {
+                    let value = std::mem::take(&mut output.acc_value);
+                    out.gauges.push(GaugePoint {
+                        series: Arc::clone(&output.series),
+                        at,
+                        value,
+                    });
+                }
+            }
+        }
+        out.evicted = state.evict(at, tracker.config.series_ttl);
+        state.capped = refused > 0;
+        state.scrapes += 1;
+        state.last_scrape = Some(at);
+        if state.target.as_ref() != Some(target) {
+            state.target = Some(target.clone());
+        }
+        tracker.sizes.touched = touched.len();
+        tracker.sizes.counters = out.counters.len();
+        tracker.sizes.gauges = out.gauges.len();
+        out
     }
 }
 

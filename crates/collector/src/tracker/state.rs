@@ -292,6 +292,13 @@ impl Raw {
         self.entry(id).is_some_and(|e| same(self.key_of(e), key))
     }
 
+    /// The state of series `id` if its key is `key`.
+    pub(super) fn get_if(&self, id: u32, key: &str) -> Option<&RawState> {
+        self.entry(id)
+            .filter(|e| same(self.key_of(e), key))
+            .map(|e| &e.state)
+    }
+
     pub(super) fn get(&self, id: u32) -> Option<&RawState> {
         self.entry(id).map(|e| &e.state)
     }
