@@ -297,11 +297,20 @@ impl Tracker {
     fn read<'b>(
         &self,
         bodies: &[&'b [u8]],
-        keys: &mut String,
-        anomalies: &mut Anomalies,
-        ignored: &mut usize,
         each: &mut dyn FnMut(Obs<'b>, &mut String) -> ControlFlow<()>,
-    ) -> ControlFlow<()> {
+    ) -> Read {
+        let mut read = Read {
+            keys: String::with_capacity(self.sizes.keys),
+            anomalies: Anomalies::default(),
+            ignored: 0,
+            stopped: false,
+        };
+        let Read {
+            keys,
+            anomalies,
+            ignored,
+            ..
+        } = &mut read;
         // The class of the last family's unsuffixed samples: a family's samples come
         // together and share the family text, so most samples skip the catalog lookup.
         let mut last: Option<(&str, MetricType, Class)> = None;
@@ -368,7 +377,10 @@ impl Tracker {
                         name_len: u32::try_from(sample.name.len()).unwrap_or(0),
                         value,
                     };
-                    each(o, keys)?;
+                    if each(o, keys).is_break() {
+                        read.stopped = true;
+                        return read;
+                    }
                 }
                 Err(problem) => {
                     anomalies.push(Anomaly::Value {
@@ -380,7 +392,7 @@ impl Tracker {
                 }
             }
         }
-        ControlFlow::Continue(())
+        read
     }
 
     /// The scrape, if each of its samples is the series at its place in the previous one
@@ -393,59 +405,38 @@ impl Tracker {
         target: &TargetInfo,
         at: Timestamp,
     ) -> Option<Observation> {
-        if self.layout.is_empty() || self.state.scrapes == 0 {
+        // Empty before the first scrape and after a restore: nothing to match.
+        if self.layout.is_empty() {
             return None;
         }
         let mut values = Vec::with_capacity(self.layout.len());
-        let mut anomalies = Anomalies::default();
-        let mut ignored = 0;
-        let mut keys = String::with_capacity(self.sizes.keys);
         // The first process-lifetime counter that went down, in body order.
         let mut went_down = None;
         let (layout, raw) = (&self.layout, &self.state.raw);
-        let flow = self.read(
-            bodies,
-            &mut keys,
-            &mut anomalies,
-            &mut ignored,
-            &mut |o, keys| {
-                let Some(&id) = layout.get(values.len()) else {
-                    return ControlFlow::Break(());
-                };
-                let key = o.key(keys);
-                let Some(state) = raw.get_if(id, key) else {
-                    return ControlFlow::Break(());
-                };
-                if went_down.is_none()
-                    && let Value::Counter(v) = o.value
-                    && o.class.resets() == Resets::Process
-                    && v < state.last
-                {
-                    went_down = Some(Restart::CounterWentDown {
-                        series: key.to_owned(),
-                        before: state.last,
-                        after: v,
-                    });
-                }
-                if let Key::Written(range) = &o.key {
-                    keys.truncate(range.start);
-                }
-                values.push(o.value);
-                ControlFlow::Continue(())
-            },
-        );
-        if flow.is_break() || values.is_empty() {
+        let read = self.read(bodies, &mut |o, keys| {
+            let Some(&id) = layout.get(values.len()) else {
+                return ControlFlow::Break(());
+            };
+            let key = o.key(keys);
+            let Some(state) = raw.get_if(id, key) else {
+                return ControlFlow::Break(());
+            };
+            if went_down.is_none() {
+                went_down = counter_went_down(&o, key, state);
+            }
+            if let Key::Written(range) = &o.key {
+                keys.truncate(range.start);
+            }
+            values.push(o.value);
+            ControlFlow::Continue(())
+        });
+        if read.stopped || values.is_empty() {
             return None;
         }
         // Series that are gone this scrape were at the end.
         self.layout.truncate(values.len());
-        let restart = self
-            .state
-            .target
-            .as_ref()
-            .and_then(|before| identity_change(before, target))
-            .or(went_down);
-        let mut scrape = Scrape::begin(self, at, restart, ignored, anomalies);
+        let restart = self.identity_restart(target).or(went_down);
+        let mut scrape = Scrape::begin(self, at, restart, read.ignored, read.anomalies);
         let layout = std::mem::take(&mut self.layout);
         for (&id, value) in layout.iter().zip(values) {
             scrape.apply(self, id, value);
@@ -461,20 +452,16 @@ impl Tracker {
         target: &TargetInfo,
         at: Timestamp,
     ) -> Result<Observation, EmptyScrape> {
-        let mut anomalies = Anomalies::default();
-        let mut ignored = 0;
-        let mut keys = String::with_capacity(self.sizes.keys);
         let mut obs = Vec::with_capacity(self.sizes.obs);
-        let _ = self.read(
-            bodies,
-            &mut keys,
-            &mut anomalies,
-            &mut ignored,
-            &mut |o, _| {
-                obs.push(o);
-                ControlFlow::Continue(())
-            },
-        );
+        let Read {
+            keys,
+            mut anomalies,
+            ignored,
+            ..
+        } = self.read(bodies, &mut |o, _| {
+            obs.push(o);
+            ControlFlow::Continue(())
+        });
         if obs.is_empty() {
             return Err(EmptyScrape { anomalies, ignored });
         }
@@ -590,28 +577,16 @@ impl Tracker {
     }
 
     fn detect_restart(&self, obs: &[Obs<'_>], keys: &str, target: &TargetInfo) -> Option<Restart> {
-        if let Some(r) = self
-            .state
-            .target
-            .as_ref()
-            .and_then(|before| identity_change(before, target))
-        {
-            return Some(r);
-        }
-        obs.iter().find_map(|o| {
-            let Value::Counter(v) = o.value else {
-                return None;
-            };
-            if o.class.resets() != Resets::Process {
-                return None;
-            }
-            let raw = self.state.raw.get(o.id)?;
-            (v < raw.last).then(|| Restart::CounterWentDown {
-                series: o.key(keys).to_owned(),
-                before: raw.last,
-                after: v,
-            })
+        self.identity_restart(target).or_else(|| {
+            obs.iter()
+                .find_map(|o| counter_went_down(o, o.key(keys), self.state.raw.get(o.id)?))
         })
+    }
+
+    /// A restart told by the process's identity (`target` against the last scrape's).
+    fn identity_restart(&self, target: &TargetInfo) -> Option<Restart> {
+        let before = self.state.target.as_ref()?;
+        identity_change(before, target)
     }
 
     /// The published series a new raw series adds to: its aggregate and its breakdown.
@@ -644,6 +619,30 @@ impl Tracker {
         }
         outs
     }
+}
+
+/// What reading a scrape's bodies left beside its samples.
+struct Read {
+    /// Keys the body does not hold as they are, written out (`Key::Written`).
+    keys: String,
+    anomalies: Anomalies,
+    /// Samples of families that are not published.
+    ignored: usize,
+    /// Whether the reader stopped before the end.
+    stopped: bool,
+}
+
+/// A restart, if sample `o` (whose key is `key`, of the raw series in state `raw`) is a
+/// process-lifetime counter that went down.
+fn counter_went_down(o: &Obs<'_>, key: &str, raw: &RawState) -> Option<Restart> {
+    let Value::Counter(v) = o.value else {
+        return None;
+    };
+    (o.class.resets() == Resets::Process && v < raw.last).then(|| Restart::CounterWentDown {
+        series: key.to_owned(),
+        before: raw.last,
+        after: v,
+    })
 }
 
 /// One scrape being applied to the state: what it produced so far, and the published

@@ -289,7 +289,7 @@ impl Raw {
 
     /// Whether `id` is the series `key`.
     pub(super) fn is(&self, id: u32, key: &str) -> bool {
-        self.entry(id).is_some_and(|e| same(self.key_of(e), key))
+        self.get_if(id, key).is_some()
     }
 
     /// The state of series `id` if its key is `key`.
