@@ -20,7 +20,15 @@ and measures from the outside:
   against ceil(points/1000) and ceil(points/200);
 - connections: TCP connections each fake accepted during the window (kept-alive: none);
 - threads, the RSS breakdown (/proc/PID/smaps_rollup, and the largest mappings) and the
-  CPU per thread.
+  CPU per thread;
+- pages touched per scrape, after the window: the process's accessed bits are cleared
+  (/proc/PID/clear_refs) half a second after a scrape, and the pages referenced a second
+  later (/proc/PID/smaps, `Referenced`) are those one scrape touched, by mapping (the
+  binary's code and data, anonymous memory, the stack). A count of pages does not depend on
+  the machine's load;
+- the machine's price of a page touched after a second asleep (`cold_page_probe`): on this
+  machine class it is microseconds, not nanoseconds, so a scrape's CPU is mostly the number
+  of pages it touches times that price.
 
 Then bench/python_agent.py (prometheus_client's parser, urllib, the same deltas, shipping
 nothing) against fresh fakes of the same size, measured the same way, and the ratios.
@@ -55,6 +63,7 @@ PROMETHEUS_CLIENT = "0.26.0"
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+PAGE = os.sysconf("SC_PAGE_SIZE")
 RELEASE = TARGET_DIR / "release"
 # The binary measured is the one the container image ships (Dockerfile): static, musl.
 # `--target host` measures a plain `cargo build --release` instead.
@@ -229,6 +238,81 @@ def largest_mappings(pid, n=6):
     except OSError:
         return []
     return sorted(rss.items(), key=lambda kv: -kv[1])[:n]
+
+
+def referenced_pages(pid):
+    """Pages whose accessed bit is set, by mapping: the program's binary, anonymous memory
+    ([heap] and unnamed mappings), [stack], and the rest (libraries, [vdso])."""
+    out = {}
+    name = None
+    exe = os.path.realpath(f"/proc/{pid}/exe")
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            path = head[5] if len(head) > 5 else ""
+            if path in ("", "[heap]"):
+                name = "anonymous"
+            elif path == "[stack]":
+                name = "stack"
+            elif path == exe:
+                name = "binary"
+            else:
+                name = "other"
+        elif head and head[0] == "Referenced:":
+            out[name] = out.get(name, 0) + int(head[1]) * 1024 // PAGE
+    return out
+
+
+def pages_per_scrape(pid, fakes, rounds):
+    """Pages one scrape touches: `rounds` times, half a second after a scrape, clear the
+    process's accessed bits, wait a second (one scrape) and count the pages referenced.
+    Rounds that held other than one scrape are dropped; those with a flush are kept and
+    show as the larger counts."""
+    clear = Path(f"/proc/{pid}/clear_refs")
+    counts = []
+    for _ in range(rounds):
+        before = fakes.status()["tailscaled"]["scrapes"]
+        wait_for("a scrape", 5, lambda: fakes.status()["tailscaled"]["scrapes"] > before,
+                 step=0.02)
+        time.sleep(0.5)
+        n0 = fakes.status()["tailscaled"]["scrapes"]
+        clear.write_text("1")
+        time.sleep(1.0)
+        pages = referenced_pages(pid)
+        if fakes.status()["tailscaled"]["scrapes"] - n0 == 1:
+            counts.append(pages)
+    return counts
+
+
+def cold_page_probe(pages=2048, rounds=3):
+    """What this machine charges for touching a page after a second asleep, against the
+    same pages touched again at once: microseconds per page (the median of `rounds`). On a
+    shared host the caches, the TLB and the paging structures' caches are others' after a
+    second, and a page's first touch pays for a walk of the guest's and the host's page
+    tables."""
+    import mmap
+
+    buf = mmap.mmap(-1, pages * PAGE)
+    offsets = range(0, pages * PAGE, PAGE)
+
+    def touch():
+        t = time.perf_counter_ns()
+        for i in offsets:
+            buf[i] = 1
+        return time.perf_counter_ns() - t
+
+    touch()
+    cold, warm = [], []
+    for _ in range(rounds):
+        time.sleep(1.0)
+        cold.append(touch())
+        warm.append(touch())
+    buf.close()
+    return {
+        "pages": pages,
+        "cold_us_per_page": statistics.median(cold) / pages / 1000,
+        "warm_us_per_page": statistics.median(warm) / pages / 1000,
+    }
 
 
 def cpu_times():
@@ -529,6 +613,10 @@ def measure(kind, series, args, run_dir):
         if profiler is not None:
             profiler.wait()
             result["perf_top"] = perf_top(run_dir / "perf.data")
+        if args.page_rounds > 0:
+            # After the window: clearing the accessed bits costs the process TLB misses.
+            log(f"{kind} {series}: pages touched per scrape, {args.page_rounds} rounds")
+            result["pages_per_scrape"] = pages_per_scrape(pid, fakes, args.page_rounds)
         comm = {}
         for tid, (name, _) in r1.items():
             comm[name] = comm.get(name, 0) + 1
@@ -765,6 +853,9 @@ def details(t, p):
                    f"each send, after a round of answers, else every [state] interval{count}")
     out.append("tailship largest mappings: " + ", ".join(
         f"{name} {mib(n)}" for name, n in t["largest_mappings"]))
+    for who, r in (("tailship", t), ("python", p)):
+        if r and r.get("pages_per_scrape"):
+            out.append(pages_line(who, r["pages_per_scrape"]))
     out.append("tailship threads: " + ", ".join(
         f"{name}×{n}" if n > 1 else name for name, n in sorted(t["thread_names"].items())))
     total = sum(t["cpu_ms_per_thread"].values()) or 1
@@ -784,6 +875,16 @@ def details(t, p):
             "and opens a new connection per scrape"
         )
     return "\n".join("  " + line for line in out)
+
+
+def pages_line(who, rounds):
+    totals = sorted(sum(r.values()) for r in rounds)
+    median = statistics.median(totals)
+    middle = min(rounds, key=lambda r: abs(sum(r.values()) - median))
+    return (f"{who} pages touched per scrape ({len(rounds)} scrapes after the window): median "
+            f"{median:,.0f}, max {totals[-1]:,}; the median one: "
+            + ", ".join(f"{k} {v:,}" for k, v in sorted(middle.items(), key=lambda kv: -kv[1])
+                        if v))
 
 
 def write_json(path, report):
@@ -822,6 +923,9 @@ def main():
                          "CARGO_PROFILE_RELEASE_DEBUG=line-tables-only into another target "
                          "directory, for --call-graph); the fakes are still built unless "
                          "--no-build")
+    ap.add_argument("--page-rounds", type=int, default=12,
+                    help="scrapes whose touched pages are counted after the window (1.5 s "
+                         "each; 0: none) (default 12)")
     ap.add_argument("--no-build", action="store_true", help="use the binaries already built")
     ap.add_argument(
         "--target",
@@ -848,7 +952,7 @@ def main():
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = ROOT / "target" / "footprint" / stamp
     report = {
-        "machine": machine(),
+        "machine": machine() | {"cold_page": cold_page_probe()},
         "binary": binary_sizes(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "sizes": {},
@@ -880,6 +984,10 @@ def main():
     print(f"\nrelease binary: {b['bytes']:,} bytes{stripped}; "
           f"commit {report['machine']['commit']}, {report['machine']['rustc']}, "
           f"{report['machine']['cpus']} CPUs ({report['machine']['cpu_model']})")
+    cold = report["machine"]["cold_page"]
+    print(f"machine: a page touched after 1 s asleep costs {cold['cold_us_per_page']:.2f} µs, "
+          f"at once again {cold['warm_us_per_page']:.2f} µs (Python's loop included; "
+          f"{cold['pages']} pages, median of 3)")
     print(f"logs and configs: {base}")
     if args.json:
         print(f"figures written to {args.json}")
