@@ -287,7 +287,18 @@ impl Agent {
             .chain(debug.as_deref())
             .collect();
         match self.tracker.observe_bodies(&bodies, &fetched.target, at) {
-            Ok(obs) => self.accept(obs, at),
+            Ok(obs) => {
+                // The points borrow the tracker: the drivers take them before anything else
+                // touches it.
+                accept(
+                    &self.source_name,
+                    &mut self.slots,
+                    &self.telemetry,
+                    &obs,
+                    at,
+                );
+                self.publish_telemetry();
+            }
             Err(empty) => {
                 tracing::warn!(source = %self.source_name, "scrape not used: {empty}");
                 for a in empty.anomalies.details().iter().take(5) {
@@ -301,45 +312,6 @@ impl Agent {
                 });
             }
         }
-    }
-
-    fn accept(&mut self, obs: Observation, at: Timestamp) {
-        if let Some(r) = &obs.restart {
-            tracing::warn!(source = %self.source_name, "{r}");
-        }
-        if obs.baseline {
-            tracing::info!(
-                series = obs.samples,
-                "first scrape: values taken as the baseline"
-            );
-        }
-        for a in obs.anomalies.details() {
-            tracing::warn!(anomaly = %a, "sample not used");
-        }
-        tracing::debug!(
-            samples = obs.samples,
-            counters = obs.counters.len(),
-            gauges = obs.gauges.len(),
-            "scraped"
-        );
-        for slot in &mut self.slots {
-            slot.driver
-                .push(&*slot.sink, &obs.counters, &obs.gauges, at);
-        }
-        let series = self.tracker.series() as u64;
-        self.telemetry.update(|s| {
-            s.ready = true;
-            s.scrapes += 1;
-            s.restarts += u64::from(obs.restart.is_some());
-            s.series_resets += obs.series_resets as u64;
-            s.series = series;
-            s.series_evicted += obs.evicted as u64;
-            s.last_scrape = Some(at.to_system_time());
-            for (kind, n) in obs.anomalies.counts() {
-                *s.anomalies.entry(kind).or_default() += n;
-            }
-        });
-        self.publish_telemetry();
     }
 
     /// The earliest retry delay's end or bucket close among the sinks.
@@ -473,6 +445,50 @@ impl Agent {
             .collect();
         self.telemetry.update(|s| s.sinks = sinks);
     }
+}
+
+/// Hands a scrape's points to every driver and counts it.
+fn accept(
+    source_name: &str,
+    slots: &mut [Slot],
+    telemetry: &Telemetry,
+    obs: &Observation<'_>,
+    at: Timestamp,
+) {
+    if let Some(r) = &obs.restart {
+        tracing::warn!(source = %source_name, "{r}");
+    }
+    if obs.baseline {
+        tracing::info!(
+            series = obs.samples,
+            "first scrape: values taken as the baseline"
+        );
+    }
+    for a in obs.anomalies.details() {
+        tracing::warn!(anomaly = %a, "sample not used");
+    }
+    tracing::debug!(
+        samples = obs.samples,
+        counters = obs.counters().count(),
+        gauges = obs.gauges().count(),
+        "scraped"
+    );
+    for slot in slots {
+        slot.driver
+            .push(&*slot.sink, obs.counters(), obs.gauges(), at);
+    }
+    telemetry.update(|s| {
+        s.ready = true;
+        s.scrapes += 1;
+        s.restarts += u64::from(obs.restart.is_some());
+        s.series_resets += obs.series_resets as u64;
+        s.series = obs.series as u64;
+        s.series_evicted += obs.evicted as u64;
+        s.last_scrape = Some(at.to_system_time());
+        for (kind, n) in obs.anomalies.counts() {
+            *s.anomalies.entry(kind).or_default() += n;
+        }
+    });
 }
 
 /// Puts a sink's batches that were taken but not sent back into its driver.

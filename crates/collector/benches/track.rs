@@ -7,7 +7,7 @@
 
 use divan::Bencher;
 use divan::counter::{BytesCount, ItemsCount};
-use tailship_collector::{Observation, TargetInfo, Tracker, TrackerConfig};
+use tailship_collector::{TargetInfo, Tracker, TrackerConfig};
 use tailship_model::Timestamp;
 
 use tailship_testkit::bodies;
@@ -38,10 +38,13 @@ fn tracker(series: usize) -> Tracker {
     })
 }
 
-fn observe(tracker: &mut Tracker, body: &str, at: u64) -> Observation {
+/// One scrape, and its points read once (as a sink's driver reads them): the number of
+/// points.
+fn observe(tracker: &mut Tracker, body: &str, at: u64) -> usize {
     let at = Timestamp::from_millis(at);
     let observation = tracker.observe(body.as_bytes(), &TargetInfo::default(), at);
-    observation.expect("the body has tailscaled samples")
+    let o = observation.expect("the body has tailscaled samples");
+    o.counters().count() + o.gauges().count()
 }
 
 /// A scrape in steady state: every series known. The body is the same each time (deltas of

@@ -60,6 +60,9 @@ fn scrape_allocations(series: usize) -> u64 {
         let at = Timestamp::from_millis(1_700_000_000_000 + n * 60_000);
         let observation = tracker.observe(body.as_bytes(), &target, at).unwrap();
         assert!(!observation.baseline || n == 0);
+        // Its points, read as a driver reads them, borrow the state: nothing to allocate.
+        let points = observation.counters().count() + observation.gauges().count();
+        assert!(points > 0 || n == 0);
     };
     for n in 0..3 {
         scrape(n, &bodies::body(series, n));
@@ -70,14 +73,14 @@ fn scrape_allocations(series: usize) -> u64 {
 
 #[test]
 fn the_tracker_allocates_per_scrape_not_per_sample() {
-    // One buffer each for the samples' values, the published series touched, and the
-    // counter and gauge points: the same for every size. (A list of samples, keys written
-    // out and the duplicate search's order are needed only when a scrape's series are not
-    // the last one's, in its order.)
+    // One buffer each for the samples' values and the published series touched: the same
+    // for every size. The points are read from the state, not copied into lists. (A list of
+    // samples, keys written out and the duplicate search's order are needed only when a
+    // scrape's series are not the last one's, in its order.)
     let counts = [50, 1_000, 10_000].map(scrape_allocations);
     assert_eq!(
         counts, [counts[0]; 3],
         "allocations of a scrape at 50, 1k and 10k series"
     );
-    assert!(counts[0] <= 4, "{} allocations in a scrape", counts[0]);
+    assert!(counts[0] <= 2, "{} allocations in a scrape", counts[0]);
 }

@@ -82,9 +82,10 @@ fn run_missed_reset(with_debug: bool) -> (u64, u64, Option<String>) {
             target.read_debug(debug.as_bytes());
             bodies.push(debug.as_bytes());
         }
-        tracker
+        let o = tracker
             .observe_bodies(&bodies, &target, Timestamp::from_millis(at))
-            .unwrap()
+            .unwrap();
+        (o.counter_points(), o.restart.clone())
     };
     node.send("derp", 100, 1);
     node.socket_traffic("DERPHTTPClient", false, 1_000, 2_000);
@@ -105,15 +106,14 @@ fn run_missed_reset(with_debug: bool) -> (u64, u64, Option<String>) {
     }
     node.receive("derp", 1, 1);
     node.receive("direct_ipv4", 1, 1);
-    let o = scrape(&node, &mut tracker);
-    let shipped = o
-        .counters
+    let (counters, restart) = scrape(&node, &mut tracker);
+    let shipped = counters
         .iter()
         .find(|c| c.series.to_string() == "tailscale.bytes.sent.total")
         .map(|c| c.cumulative)
         .unwrap();
     let truth = node.family_increase()["tailscaled_outbound_bytes_total"];
-    (shipped, truth, o.restart.map(|r| r.to_string()))
+    (shipped, truth, restart.map(|r| r.to_string()))
 }
 
 #[test]

@@ -45,7 +45,7 @@ impl Run {
         };
         self.restarts += usize::from(o.restart.is_some());
         self.series_resets += o.series_resets;
-        for c in o.counters {
+        for c in o.counter_points() {
             *self.shipped.entry(c.series.to_string()).or_default() += c.delta;
         }
         true

@@ -9,6 +9,6 @@ mod point;
 mod series;
 mod time;
 
-pub use point::{CounterPoint, GaugePoint};
+pub use point::{CounterPoint, CounterRef, GaugePoint, GaugeRef};
 pub use series::{Dimensions, Name, Series, Unit};
 pub use time::Timestamp;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use hashbrown::HashTable;
 use serde::ser::{Serialize, SerializeSeq as _, SerializeStruct as _, Serializer};
-use tailship_model::{CounterPoint, GaugePoint, Series, Timestamp};
+use tailship_model::{CounterRef, GaugeRef, Series, Timestamp};
 
 use crate::point::bucket_of;
 use crate::stats::Stats;
@@ -211,30 +211,39 @@ impl Driver {
         self.in_flight.get(&id).map(Vec::as_slice)
     }
 
-    /// Adds one scrape's points.
-    pub fn push(
+    /// Adds one scrape's points: borrowed from the tracker (`Observation::counters`), or
+    /// owned ones (`&[CounterPoint]`).
+    pub fn push<'a, C, G>(
         &mut self,
         sink: &dyn Sink,
-        counters: &[CounterPoint],
-        gauges: &[GaugePoint],
+        counters: impl IntoIterator<Item = C>,
+        gauges: impl IntoIterator<Item = G>,
         now: Timestamp,
-    ) {
+    ) where
+        C: Into<CounterRef<'a>>,
+        G: Into<GaugeRef<'a>>,
+    {
         // Nothing can go before the earliest time a new point could: a scrape between two
         // sends (59 of 60 with one-minute buckets, 9 of 10 with a 10 s spacing) leaves
         // `take_batch` nothing to look at.
         let mut earliest = None;
         let mut order = std::mem::take(&mut self.last_push);
-        order.resize(counters.len() + gauges.len(), u32::MAX);
-        for (p, slot) in counters.iter().zip(order.iter_mut()) {
+        let mut n = 0;
+        for p in counters {
+            let p = p.into();
             let bucket = bucket_of(p.end, self.limits.bucket);
-            let at = self.enqueue(sink, &p.series, slot, Value::from_counter(p, bucket));
+            let hint = place(&mut order, &mut n);
+            let at = self.enqueue(sink, p.series, hint, Value::from_counter(&p, bucket));
             earliest = earlier(earliest, at);
         }
-        for (p, slot) in gauges.iter().zip(order.iter_mut().skip(counters.len())) {
+        for p in gauges {
+            let p = p.into();
             let bucket = bucket_of(p.at, self.limits.bucket);
-            let at = self.enqueue(sink, &p.series, slot, Value::from_gauge(p, bucket));
+            let hint = place(&mut order, &mut n);
+            let at = self.enqueue(sink, p.series, hint, Value::from_gauge(&p, bucket));
             earliest = earlier(earliest, at);
         }
+        order.truncate(n);
         self.last_push = order;
         if let Some(at) = earliest {
             self.hold_until = self.hold_until.map(|h| h.min(at));
@@ -881,6 +890,15 @@ impl Queue {
             reaffirmed: false,
         }
     }
+}
+
+/// The last push's slot at place `n` (`u32::MAX` past its end), and `n` moved on.
+fn place<'o>(order: &'o mut Vec<u32>, n: &mut usize) -> &'o mut u32 {
+    if *n == order.len() {
+        order.push(u32::MAX);
+    }
+    *n += 1;
+    &mut order[*n - 1]
 }
 
 /// The earlier of two times, either of which may be unknown.

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tailship_model::{CounterPoint, GaugePoint, Series, Timestamp};
+use tailship_model::{CounterRef, GaugeRef, Series, Timestamp};
 
 /// One point of a batch: a series and what happened to it in one time bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,7 +52,7 @@ pub struct GaugeStats {
 }
 
 impl Value {
-    pub(crate) fn from_counter(p: &CounterPoint, bucket: Timestamp) -> Self {
+    pub(crate) fn from_counter(p: &CounterRef<'_>, bucket: Timestamp) -> Self {
         Value::Counter(CounterStats {
             start: p.start,
             bucket,
@@ -65,7 +65,7 @@ impl Value {
         })
     }
 
-    pub(crate) fn from_gauge(p: &GaugePoint, bucket: Timestamp) -> Self {
+    pub(crate) fn from_gauge(p: &GaugeRef<'_>, bucket: Timestamp) -> Self {
         Value::Gauge(GaugeStats {
             bucket,
             at: p.at,

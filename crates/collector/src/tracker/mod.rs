@@ -13,14 +13,16 @@ use std::ops::{ControlFlow, Range};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tailship_model::{CounterPoint, Dimensions, GaugePoint, Series, Timestamp};
+use tailship_model::{
+    CounterPoint, CounterRef, Dimensions, GaugePoint, GaugeRef, Series, Timestamp,
+};
 
 use crate::anomaly::{Anomalies, Anomaly, MAX_SERIES_KEY, clip, counter_value, gauge_value};
 use crate::catalog::{self, Class, Kind, Resets};
 use crate::key::{write_key, written_key};
 use crate::{Event, Labels, MetricType, Sample, TargetInfo, parse};
 
-use state::{NO_OUTPUT, RawState};
+use state::{NO_OUTPUT, Output, RawState};
 pub use state::{StateError, TrackerState};
 
 /// Limits of the tracker.
@@ -87,13 +89,12 @@ impl fmt::Display for Restart {
     }
 }
 
-/// What one scrape produced.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Observation {
+/// What one scrape produced. Its points are read from the tracker's state, which it borrows
+/// (so handing them on touches no series' reference count and copies nothing):
+/// [`Observation::counters`], [`Observation::gauges`], or owned copies of them.
+#[derive(Clone, Default)]
+pub struct Observation<'t> {
     pub at: Timestamp,
-    /// One point per published counter series present in the scrape (none on a baseline).
-    pub counters: Vec<CounterPoint>,
-    pub gauges: Vec<GaugePoint>,
     pub anomalies: Anomalies,
     /// Set when tailscaled restarted since the previous scrape.
     pub restart: Option<Restart>,
@@ -109,6 +110,93 @@ pub struct Observation {
     pub ignored: usize,
     /// Samples tracked.
     pub samples: usize,
+    /// Raw series tracked after the scrape ([`Tracker::series`]).
+    pub series: usize,
+    /// The published series present in the scrape, in the order first met.
+    touched: Vec<u32>,
+    /// The tracker's published series, as this scrape left them.
+    outputs: &'t [Option<Output>],
+}
+
+impl<'t> Observation<'t> {
+    fn present(&self, kind: Kind) -> impl Iterator<Item = &'t Output> + '_ {
+        let outputs = self.outputs;
+        self.touched
+            .iter()
+            .filter_map(move |&id| outputs.get(id as usize)?.as_ref())
+            .filter(move |o| o.kind == kind)
+    }
+
+    /// One point per published counter series present in the scrape (none on a baseline).
+    pub fn counters(&self) -> impl Iterator<Item = CounterRef<'t>> + '_ {
+        let baseline = self.baseline;
+        self.present(Kind::Counter)
+            .filter(move |_| !baseline)
+            .map(|o| CounterRef {
+                series: &o.series,
+                start: o.start,
+                end: o.end,
+                delta: o.acc_delta,
+                cumulative: o.cumulative,
+            })
+    }
+
+    /// One point per published gauge series present in the scrape.
+    pub fn gauges(&self) -> impl Iterator<Item = GaugeRef<'t>> + '_ {
+        let at = self.at;
+        self.present(Kind::Gauge).map(move |o| GaugeRef {
+            series: &o.series,
+            at,
+            value: o.acc_value,
+        })
+    }
+
+    /// [`Observation::counters`], owned.
+    pub fn counter_points(&self) -> Vec<CounterPoint> {
+        self.counters().map(|c| c.to_point()).collect()
+    }
+
+    /// [`Observation::gauges`], owned.
+    pub fn gauge_points(&self) -> Vec<GaugePoint> {
+        self.gauges().map(|g| g.to_point()).collect()
+    }
+}
+
+impl fmt::Debug for Observation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Observation")
+            .field("at", &self.at)
+            .field("counters", &self.counters().collect::<Vec<_>>())
+            .field("gauges", &self.gauges().collect::<Vec<_>>())
+            .field("anomalies", &self.anomalies)
+            .field("restart", &self.restart)
+            .field("series_resets", &self.series_resets)
+            .field("baseline", &self.baseline)
+            .field("new_series", &self.new_series)
+            .field("evicted", &self.evicted)
+            .field("ignored", &self.ignored)
+            .field("samples", &self.samples)
+            .field("series", &self.series)
+            .finish()
+    }
+}
+
+impl PartialEq for Observation<'_> {
+    /// Equal when they say the same, points included, whichever states they read them from.
+    fn eq(&self, other: &Self) -> bool {
+        self.at == other.at
+            && self.anomalies == other.anomalies
+            && self.restart == other.restart
+            && self.series_resets == other.series_resets
+            && self.baseline == other.baseline
+            && self.new_series == other.new_series
+            && self.evicted == other.evicted
+            && self.ignored == other.ignored
+            && self.samples == other.samples
+            && self.series == other.series
+            && self.counters().eq(other.counters())
+            && self.gauges().eq(other.gauges())
+    }
 }
 
 /// A scrape with no sample the tracker could use: the state was left as it was.
@@ -151,8 +239,6 @@ struct Sizes {
     keys: usize,
     obs: usize,
     touched: usize,
-    counters: usize,
-    gauges: usize,
 }
 
 /// The id of a sample whose series is not tracked yet.
@@ -267,7 +353,7 @@ impl Tracker {
         body: &[u8],
         target: &TargetInfo,
         at: Timestamp,
-    ) -> Result<Observation, EmptyScrape> {
+    ) -> Result<Observation<'_>, EmptyScrape> {
         self.observe_bodies(&[body], target, at)
     }
 
@@ -284,11 +370,15 @@ impl Tracker {
         bodies: &[&[u8]],
         target: &TargetInfo,
         at: Timestamp,
-    ) -> Result<Observation, EmptyScrape> {
-        match self.observe_steady(bodies, target, at) {
-            Some(out) => Ok(out),
-            None => self.observe_anew(bodies, target, at),
-        }
+    ) -> Result<Observation<'_>, EmptyScrape> {
+        let out = match self.observe_steady(bodies, target, at) {
+            Some(out) => out,
+            None => self.observe_anew(bodies, target, at)?,
+        };
+        Ok(Observation {
+            outputs: &self.state.outputs,
+            ..out
+        })
     }
 
     /// Hands `each` the bodies' samples that count, in body order, with the scrape's key
@@ -404,7 +494,7 @@ impl Tracker {
         bodies: &[&[u8]],
         target: &TargetInfo,
         at: Timestamp,
-    ) -> Option<Observation> {
+    ) -> Option<Observation<'static>> {
         // Empty before the first scrape and after a restore: nothing to match.
         if self.layout.is_empty() {
             return None;
@@ -451,7 +541,7 @@ impl Tracker {
         bodies: &[&[u8]],
         target: &TargetInfo,
         at: Timestamp,
-    ) -> Result<Observation, EmptyScrape> {
+    ) -> Result<Observation<'static>, EmptyScrape> {
         let mut obs = Vec::with_capacity(self.sizes.obs);
         let Read {
             keys,
@@ -648,7 +738,7 @@ fn counter_went_down(o: &Obs<'_>, key: &str, raw: &RawState) -> Option<Restart> 
 /// One scrape being applied to the state: what it produced so far, and the published
 /// series it touched.
 struct Scrape {
-    out: Observation,
+    out: Observation<'static>,
     touched: Vec<u32>,
 }
 
@@ -674,8 +764,6 @@ impl Scrape {
                 restart,
                 ignored,
                 anomalies,
-                counters: Vec::with_capacity(sizes.counters),
-                gauges: Vec::with_capacity(sizes.gauges),
                 ..Observation::default()
             },
             touched: Vec::with_capacity(sizes.touched),
@@ -711,6 +799,8 @@ impl Scrape {
             };
             if !output.touched {
                 output.touched = true;
+                output.acc_delta = 0;
+                output.acc_value = 0.0;
                 self.touched.push(id);
             }
             match value {
@@ -724,41 +814,27 @@ impl Scrape {
 
     /// One point per published series touched; evicts what the TTL says, and counts the
     /// scrape. `refused` series were over the series limit.
-    fn finish(self, tracker: &mut Tracker, target: &TargetInfo, refused: usize) -> Observation {
+    fn finish(
+        self,
+        tracker: &mut Tracker,
+        target: &TargetInfo,
+        refused: usize,
+    ) -> Observation<'static> {
         let Scrape { mut out, touched } = self;
         let at = out.at;
         let baseline = out.baseline;
         let state = &mut tracker.state;
+        // The points are these outputs as left here: `acc_delta` and `acc_value` hold the
+        // scrape's until the next scrape touches the series again.
         for &id in &touched {
             let Some(output) = state.output_mut(id) else {
                 continue;
             };
             output.touched = false;
             output.seen = at;
-            match output.kind {
-                Kind::Counter => {
-                    let delta = std::mem::take(&mut output.acc_delta);
-                    if !baseline {
-                        let end = at.max(output.end.saturating_add(Duration::from_millis(1)));
-                        output.end = end;
-                        output.cumulative = output.cumulative.saturating_add(delta);
-                        out.counters.push(CounterPoint {
-                            series: Arc::clone(&output.series),
-                            start: output.start,
-                            end,
-                            delta,
-                            cumulative: output.cumulative,
-                        });
-                    }
-                }
-                Kind::Gauge => {
-                    let value = std::mem::take(&mut output.acc_value);
-                    out.gauges.push(GaugePoint {
-                        series: Arc::clone(&output.series),
-                        at,
-                        value,
-                    });
-                }
+            if output.kind == Kind::Counter && !baseline {
+                output.end = at.max(output.end.saturating_add(Duration::from_millis(1)));
+                output.cumulative = output.cumulative.saturating_add(output.acc_delta);
             }
         }
         out.evicted = state.evict(at, tracker.config.series_ttl);
@@ -769,9 +845,11 @@ impl Scrape {
             state.target = Some(target.clone());
         }
         tracker.sizes.touched = touched.len();
-        tracker.sizes.counters = out.counters.len();
-        tracker.sizes.gauges = out.gauges.len();
-        out
+        Observation {
+            series: state.raw.len(),
+            touched,
+            ..out
+        }
     }
 }
 

@@ -47,7 +47,7 @@ pub(super) struct RawState {
     pub outs: [u32; 2],
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(super) struct Output {
     pub series: Arc<Series>,
     pub kind: Kind,
@@ -57,12 +57,26 @@ pub(super) struct Output {
     pub end: Timestamp,
     pub cumulative: u64,
     pub seen: Timestamp,
+    /// The scrape's, while it is applied; the last scrape's after it (its points read
+    /// them): not state, neither saved nor compared.
     #[serde(skip)]
     pub touched: bool,
     #[serde(skip)]
     pub acc_delta: u64,
     #[serde(skip)]
     pub acc_value: f64,
+}
+
+impl PartialEq for Output {
+    /// What is saved: a restored state equals the one saved.
+    fn eq(&self, other: &Self) -> bool {
+        self.series == other.series
+            && self.kind == other.kind
+            && self.start == other.start
+            && self.end == other.end
+            && self.cumulative == other.cumulative
+            && self.seen == other.seen
+    }
 }
 
 /// A saved state that does not hold together.

@@ -44,7 +44,7 @@ fn expo(lines: &str) -> String {
 
 /// Renders an observation compactly: counters as `name{dims} +delta =cumulative`, gauges as
 /// `name{dims} value`, then restarts, resets and anomalies.
-fn render(o: &Observation) -> String {
+fn render(o: &Observation<'_>) -> String {
     let mut s = String::new();
     if o.baseline {
         s.push_str("baseline\n");
@@ -52,12 +52,12 @@ fn render(o: &Observation) -> String {
     if let Some(r) = &o.restart {
         writeln!(s, "{r}").unwrap();
     }
-    let mut counters: Vec<_> = o.counters.iter().collect();
+    let mut counters: Vec<_> = o.counter_points().into_iter().collect();
     counters.sort_by(|a, b| a.series.cmp(&b.series));
     for c in counters {
         writeln!(s, "{} +{} ={}", c.series, c.delta, c.cumulative).unwrap();
     }
-    let mut gauges: Vec<_> = o.gauges.iter().collect();
+    let mut gauges: Vec<_> = o.gauge_points().into_iter().collect();
     gauges.sort_by(|a, b| a.series.cmp(&b.series));
     for g in gauges {
         writeln!(s, "{} {}", g.series, g.value).unwrap();
@@ -172,7 +172,7 @@ fn without_evidence_a_restart_past_every_old_value_is_under_counted() {
         .observe(body(70).as_bytes(), &none, Timestamp::from_millis(2_000))
         .unwrap();
     assert_eq!(o.restart, None);
-    assert_eq!(o.counters[0].delta, 20);
+    assert_eq!(o.counter_points()[0].delta, 20);
 }
 
 #[test]
@@ -335,7 +335,7 @@ fn vanished_series_are_kept_for_the_ttl_then_evicted() {
     );
     // Back within the TTL: its state was kept, so +0, not +5.
     let o = t.observe(both.as_bytes(), &target, at(9)).unwrap();
-    assert_eq!(o.counters.iter().map(|c| c.delta).sum::<u64>(), 0);
+    assert_eq!(o.counter_points().iter().map(|c| c.delta).sum::<u64>(), 0);
     assert_eq!(
         t.observe(one.as_bytes(), &target, at(20)).unwrap().evicted,
         1
@@ -360,7 +360,6 @@ fn series_beyond_the_limit_are_refused_and_counted() {
     let o = t
         .observe(body.as_bytes(), &target, Timestamp::from_millis(1_000))
         .unwrap();
-    assert_eq!(t.series(), 2);
     assert_eq!(
         o.anomalies.counts().collect::<Vec<_>>(),
         [("series_cap", 2)]
@@ -370,6 +369,7 @@ fn series_beyond_the_limit_are_refused_and_counted() {
             .to_string()
             .contains("maximum of 2 series")
     );
+    assert_eq!(t.series(), 2);
 }
 
 #[test]
@@ -381,9 +381,9 @@ fn series_longer_than_the_limit_are_refused_clipped_and_counted() {
     let o = t
         .observe(body.as_bytes(), &target, Timestamp::from_millis(1_000))
         .unwrap();
-    assert_eq!(t.series(), 1, "only the sane series is tracked");
     assert_eq!(o.anomalies.counts().collect::<Vec<_>>(), [("too_long", 1)]);
     let shown = o.anomalies.details()[0].to_string();
+    assert_eq!(t.series(), 1, "only the sane series is tracked");
     assert!(
         shown.len() < 400,
         "the message is clipped: {} bytes",
@@ -401,13 +401,15 @@ fn ends_move_forward_even_when_the_clock_steps_back() {
         .unwrap();
     let a = t
         .observe(body(2).as_bytes(), &target, Timestamp::from_millis(11_000))
-        .unwrap();
+        .unwrap()
+        .counter_points();
     let b = t
         .observe(body(3).as_bytes(), &target, Timestamp::from_millis(5_000))
-        .unwrap();
-    assert_eq!(a.counters[0].end, Timestamp::from_millis(11_000));
-    assert_eq!(b.counters[0].end, Timestamp::from_millis(11_001));
-    assert_eq!(b.counters[0].start, Timestamp::from_millis(10_000));
+        .unwrap()
+        .counter_points();
+    assert_eq!(a[0].end, Timestamp::from_millis(11_000));
+    assert_eq!(b[0].end, Timestamp::from_millis(11_001));
+    assert_eq!(b[0].start, Timestamp::from_millis(10_000));
 }
 
 #[test]
@@ -432,8 +434,8 @@ fn state_round_trips_through_json_and_the_tracker_continues() {
     let o = restored
         .observe(body(18).as_bytes(), &target, Timestamp::from_millis(3_000))
         .unwrap();
-    let agg = o
-        .counters
+    let counters = o.counter_points();
+    let agg = counters
         .iter()
         .find(|c| c.series.to_string() == "tailscale.bytes.sent.total")
         .unwrap();
@@ -484,8 +486,8 @@ fn a_restored_state_borrows_catalog_names_and_shares_its_series() {
     let second = t
         .observe(body(11).as_bytes(), &target, Timestamp::from_millis(1_500))
         .unwrap();
-    let summary = |o: &Observation| -> BTreeSet<_> {
-        o.counters
+    let summary = |o: &Observation<'_>| -> BTreeSet<_> {
+        o.counter_points()
             .iter()
             .map(|c| (c.series.to_string(), borrowed(&c.series)))
             .collect()
@@ -516,7 +518,7 @@ fn a_restored_state_borrows_catalog_names_and_shares_its_series() {
         after, fresh,
         "a restored tracker holds its series as a fresh one does"
     );
-    for c in &o.counters {
+    for c in &o.counter_points() {
         // Equal to the restored copy, and the very same allocation.
         let shared = restored.shared(&c.series).unwrap();
         assert!(Arc::ptr_eq(&shared, &c.series), "{}", c.series);
@@ -612,7 +614,7 @@ proptest! {
                             hidden += seen_relay;
                         }
                     }
-                    for c in &o.counters {
+                    for c in &o.counter_points() {
                         let total = cumulative.entry(c.series.to_string()).or_insert(0u64);
                         *total += c.delta;
                         prop_assert_eq!(*total, c.cumulative, "{}", c.series);
@@ -644,9 +646,9 @@ proptest! {
         for (i, inc) in increments.iter().enumerate() {
             v += inc;
             let o = t.observe(body(v).as_bytes(), &target, Timestamp::from_millis(i as u64 + 1)).unwrap();
-            prop_assert_eq!(o.counters.len(), 2);
-            prop_assert_eq!(o.counters[0].delta, o.counters[1].delta);
-            sum += o.counters[0].delta;
+            prop_assert_eq!(o.counter_points().len(), 2);
+            prop_assert_eq!(o.counter_points()[0].delta, o.counter_points()[1].delta);
+            sum += o.counter_points()[0].delta;
         }
         prop_assert_eq!(sum, v - first);
     }
@@ -660,7 +662,7 @@ proptest! {
         let body = |v: u64| expo(&format!(r#"relay{{transport_in="a",transport_out="b"}} {v}"#));
         t.observe(body(before).as_bytes(), &target, Timestamp::from_millis(0)).unwrap();
         let o = t.observe(body(after).as_bytes(), &target, Timestamp::from_millis(1)).unwrap();
-        prop_assert_eq!(o.counters[0].delta, after);
+        prop_assert_eq!(o.counter_points()[0].delta, after);
         prop_assert_eq!(o.series_resets, 1);
     }
 }
