@@ -26,7 +26,7 @@ and measures from the outside:
   later (/proc/PID/smaps, `Referenced`) are those one scrape touched, by mapping (the
   binary's code and data, anonymous memory, the stack). A count of pages does not depend on
   the machine's load;
-- the machine's price of a page touched after a second asleep (`cold_page_probe`): on this
+- the machine's price of a page touched after a second asleep (bench/cold_pages.py): on this
   machine class it is microseconds, not nanoseconds, so a scrape's CPU is mostly the number
   of pages it touches times that price.
 
@@ -57,6 +57,8 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+
+import cold_pages  # bench/cold_pages.py
 
 PROMETHEUS_CLIENT = "0.26.0"
 
@@ -282,37 +284,6 @@ def pages_per_scrape(pid, fakes, rounds):
         if fakes.status()["tailscaled"]["scrapes"] - n0 == 1:
             counts.append(pages)
     return counts
-
-
-def cold_page_probe(pages=2048, rounds=3):
-    """What this machine charges for touching a page after a second asleep, against the
-    same pages touched again at once: microseconds per page (the median of `rounds`). On a
-    shared host the caches, the TLB and the paging structures' caches are others' after a
-    second, and a page's first touch pays for a walk of the guest's and the host's page
-    tables."""
-    import mmap
-
-    buf = mmap.mmap(-1, pages * PAGE)
-    offsets = range(0, pages * PAGE, PAGE)
-
-    def touch():
-        t = time.perf_counter_ns()
-        for i in offsets:
-            buf[i] = 1
-        return time.perf_counter_ns() - t
-
-    touch()
-    cold, warm = [], []
-    for _ in range(rounds):
-        time.sleep(1.0)
-        cold.append(touch())
-        warm.append(touch())
-    buf.close()
-    return {
-        "pages": pages,
-        "cold_us_per_page": statistics.median(cold) / pages / 1000,
-        "warm_us_per_page": statistics.median(warm) / pages / 1000,
-    }
 
 
 def cpu_times():
@@ -952,7 +923,7 @@ def main():
     stamp = time.strftime("%Y%m%d-%H%M%S")
     base = ROOT / "target" / "footprint" / stamp
     report = {
-        "machine": machine() | {"cold_page": cold_page_probe()},
+        "machine": machine() | {"cold_page": cold_pages.probe()},
         "binary": binary_sizes(),
         "settings": {k: v for k, v in vars(args).items() if k != "json"},
         "sizes": {},
@@ -987,7 +958,7 @@ def main():
     cold = report["machine"]["cold_page"]
     print(f"machine: a page touched after 1 s asleep costs {cold['cold_us_per_page']:.2f} µs, "
           f"at once again {cold['warm_us_per_page']:.2f} µs (Python's loop included; "
-          f"{cold['pages']} pages, median of 3)")
+          f"{cold['pages']} pages, median of 3; bench/cold_pages.py)")
     print(f"logs and configs: {base}")
     if args.json:
         print(f"figures written to {args.json}")
