@@ -351,7 +351,7 @@ level = "info"
 
 [shutdown]
 flush_timeout = "2s"
-
+{delivery(args)}
 [sinks.cloudwatch]
 namespace = "TailshipFootprint"
 region = "us-east-1"
@@ -367,6 +367,12 @@ resource = {{ type = "generic_node", labels = {{ location = "footprint", namespa
 """
     )
     return path
+
+
+def delivery(args):
+    """`[delivery] max_in_flight` when asked for (--max-in-flight), else the default."""
+    n = getattr(args, "max_in_flight", None)
+    return f"\n[delivery]\nmax_in_flight = {n}\n" if n else ""
 
 
 def tailship_env():
@@ -880,6 +886,8 @@ def main():
     ap.add_argument("--python-duration", type=float, default=60, help="(default 60)")
     ap.add_argument("--cw-resolution", type=int, default=60, choices=(1, 60),
                     help="[sinks.cloudwatch] storage_resolution (default 60, the default)")
+    ap.add_argument("--max-in-flight", type=int,
+                    help="[delivery] max_in_flight for tailship (default: the default, 4)")
     ap.add_argument("--no-python", action="store_true", help="tailship only")
     ap.add_argument("--perf", action="store_true",
                     help="also profile tailship over the window with `perf record -e cpu-clock` "

@@ -58,6 +58,8 @@ def main():
     ap.add_argument("--top", type=int, default=15, help="peaks listed (15)")
     ap.add_argument("--cw-resolution", type=int, default=60,
                     help="CloudWatch storage_resolution, as in footprint.py (60, or 1)")
+    ap.add_argument("--max-in-flight", type=int,
+                    help="[delivery] max_in_flight (default: the default, 4)")
     args = ap.parse_args()
     for path in (args.binary, footprint.FAKES):
         if not path.exists():
