@@ -735,8 +735,8 @@ fn counter_went_down(o: &Obs<'_>, key: &str, raw: &RawState) -> Option<Restart> 
     })
 }
 
-/// One scrape being applied to the state: what it produced so far, and the published
-/// series it touched.
+/// One scrape being applied to the state: what it found so far, and the published series
+/// it touched.
 struct Scrape {
     out: Observation<'static>,
     touched: Vec<u32>,
@@ -812,7 +812,8 @@ impl Scrape {
         true
     }
 
-    /// One point per published series touched; evicts what the TTL says, and counts the
+    /// Moves the end and the running total of every counter series touched (the
+    /// observation's points read them there); evicts what the TTL says, and counts the
     /// scrape. `refused` series were over the series limit.
     fn finish(
         self,
