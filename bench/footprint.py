@@ -272,17 +272,22 @@ def pages_per_scrape(pid, fakes, rounds):
     show as the larger counts."""
     clear = Path(f"/proc/{pid}/clear_refs")
     counts = []
-    for _ in range(rounds):
-        before = fakes.status()["tailscaled"]["scrapes"]
-        wait_for("a scrape", 5, lambda: fakes.status()["tailscaled"]["scrapes"] > before,
-                 step=0.02)
-        time.sleep(0.5)
-        n0 = fakes.status()["tailscaled"]["scrapes"]
-        clear.write_text("1")
-        time.sleep(1.0)
-        pages = referenced_pages(pid)
-        if fakes.status()["tailscaled"]["scrapes"] - n0 == 1:
-            counts.append(pages)
+    try:
+        for _ in range(rounds):
+            before = fakes.status()["tailscaled"]["scrapes"]
+            wait_for("a scrape", 5, lambda: fakes.status()["tailscaled"]["scrapes"] > before,
+                     step=0.02)
+            time.sleep(0.5)
+            n0 = fakes.status()["tailscaled"]["scrapes"]
+            clear.write_text("1")
+            time.sleep(1.0)
+            pages = referenced_pages(pid)
+            if fakes.status()["tailscaled"]["scrapes"] - n0 == 1:
+                counts.append(pages)
+    except (OSError, Failed) as e:
+        # The window's figures stand without these: say why they are missing.
+        log(f"pages per scrape: stopped after {len(counts)} rounds: {e} (writing "
+            f"{clear} needs the process alive and its owner's rights)")
     return counts
 
 
