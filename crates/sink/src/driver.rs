@@ -684,6 +684,12 @@ impl Driver {
                     let end = written.then(|| p.value.end());
                     self.release(&series, end, Some(p.value));
                 }
+                // Points surely not written still belong to the round under way: it opens
+                // again, so that they go after the backoff rather than a spacing later (no
+                // series' spacing holds them; the ones that were written keep theirs).
+                if !uncertain && let Some(r) = &mut self.round {
+                    r.open = true;
+                }
                 let config = &self.config;
                 let backoff = self.backoff.get_or_insert_with(|| {
                     ExponentialBuilder::default()

@@ -988,6 +988,80 @@ fn running_totals_of_every_phase_share_one_round() {
     }
 }
 
+/// A round refused as a whole with nothing written (throttled, unavailable) is retried after
+/// the backoff, not at the next round: the failed points were not written, so no series'
+/// spacing holds them, and the round they belong to is still the one under way.
+#[test]
+fn a_round_that_failed_unwritten_is_retried_after_the_backoff_not_the_next_round() {
+    let limits = Limits {
+        max_points: 200,
+        min_spacing: Duration::from_secs(10),
+        ..Limits::default()
+    };
+    let mut sim = Sim::new(limits, Values::Totals, 3);
+    let started = sim.now;
+    let mut answers: Vec<(Duration, bool)> = Vec::new();
+    let mut sent: Vec<Point> = Vec::new();
+    let mut paused_until: Option<Timestamp> = None;
+    for _ in 0..80 {
+        sim.scrape(1);
+        let at = sim.now.since(started);
+        if paused_until.is_some_and(|t| sim.now >= t) {
+            paused_until = None;
+            sim.driver.resume();
+        }
+        // As the agent does: batches are taken while requests may be in flight, so the
+        // round is over (a take hands out nothing) before the answer comes.
+        let mut batches = Vec::new();
+        while let Some(b) = sim.driver.take_batch(&sim.sink, sim.now, false) {
+            batches.push((b.id, b.points.to_vec()));
+        }
+        for (id, points) in batches {
+            // One attempt fails, unwritten: the first of the round due at 20 s.
+            let result = if at >= Duration::from_secs(20) && !answers.iter().any(|a| !a.1) {
+                Err(SinkError::Throttled {
+                    retry_after: None,
+                    detail: "ResourceExhausted".into(),
+                })
+            } else {
+                sent.extend(points);
+                Ok(Report::default())
+            };
+            answers.push((at, result.is_ok()));
+            if let Next::RetryAfter(d) = sim.driver.complete(id, result, sim.now) {
+                paused_until = Some(sim.now.saturating_add(d));
+            }
+        }
+        sim.advance(Duration::from_millis(500));
+    }
+    let refused = answers.iter().position(|(_, ok)| !ok).expect("one refusal");
+    let (failed_at, _) = answers[refused];
+    let (retried_at, ok) = answers[refused + 1];
+    assert!(ok, "{answers:?}");
+    // The default backoff starts at 1 s, with jitter: up to twice that, and a scrape apart.
+    assert!(
+        retried_at - failed_at <= Duration::from_millis(2_500),
+        "retried {:?} after the refusal, not after the backoff: {answers:?}",
+        retried_at - failed_at
+    );
+    // Every series' points are still spaced as the provider requires.
+    for i in 0..3 {
+        let name = format!("p{i}}}");
+        let ends: Vec<Timestamp> = sent
+            .iter()
+            .filter(|p| p.series.to_string().ends_with(&name))
+            .map(|p| p.value.end())
+            .collect();
+        assert!(ends.len() >= 3, "{ends:?}");
+        for pair in ends.windows(2) {
+            assert!(
+                pair[1].since(pair[0]) >= Duration::from_secs(10),
+                "{ends:?}"
+            );
+        }
+    }
+}
+
 /// The checkpoint serializes the driver's state without copying it (`state_view`): what it
 /// writes reads back as the owned state, in flight points first and marked, pending buckets
 /// after them, and a last send only where a spacing makes it matter.
