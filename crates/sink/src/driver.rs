@@ -684,10 +684,17 @@ impl Driver {
                     let end = written.then(|| p.value.end());
                     self.release(&series, end, Some(p.value));
                 }
-                // Points surely not written still belong to the round under way: it opens
-                // again, so that they go after the backoff rather than a spacing later (no
-                // series' spacing holds them; the ones that were written keep theirs).
-                if !uncertain && let Some(r) = &mut self.round {
+                // Points refused before anything was written (throttled, not authorized,
+                // misconfigured) still belong to the round under way: it opens again, so
+                // that they go after the backoff, not a spacing later (no series' spacing
+                // holds them). A transient failure (a 5xx, gRPC `UNAVAILABLE` or `INTERNAL`,
+                // which gRPC does not promise left nothing written) keeps the round's
+                // cadence: a round later, a running total is accepted either way.
+                let unwritten = matches!(
+                    err,
+                    SinkError::Throttled { .. } | SinkError::Auth(_) | SinkError::Config(_)
+                );
+                if unwritten && let Some(r) = &mut self.round {
                     r.open = true;
                 }
                 let config = &self.config;

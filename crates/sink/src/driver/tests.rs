@@ -988,11 +988,10 @@ fn running_totals_of_every_phase_share_one_round() {
     }
 }
 
-/// A round refused as a whole with nothing written (throttled, unavailable) is retried after
-/// the backoff, not at the next round: the failed points were not written, so no series'
-/// spacing holds them, and the round they belong to is still the one under way.
-#[test]
-fn a_round_that_failed_unwritten_is_retried_after_the_backoff_not_the_next_round() {
+/// When the points of a round refused as a whole go again, as the agent takes batches
+/// (all of a round before any answer): the gap between the refusal and the retry, and the
+/// ends each series' accepted points carry.
+fn retry_of_a_refused_round(refusal: SinkError) -> (Duration, Vec<Vec<Timestamp>>) {
     let limits = Limits {
         max_points: 200,
         min_spacing: Duration::from_secs(10),
@@ -1002,6 +1001,7 @@ fn a_round_that_failed_unwritten_is_retried_after_the_backoff_not_the_next_round
     let started = sim.now;
     let mut answers: Vec<(Duration, bool)> = Vec::new();
     let mut sent: Vec<Point> = Vec::new();
+    let mut refusal = Some(refusal);
     let mut paused_until: Option<Timestamp> = None;
     for _ in 0..80 {
         sim.scrape(1);
@@ -1017,15 +1017,13 @@ fn a_round_that_failed_unwritten_is_retried_after_the_backoff_not_the_next_round
             batches.push((b.id, b.points.to_vec()));
         }
         for (id, points) in batches {
-            // One attempt fails, unwritten: the first of the round due at 20 s.
-            let result = if at >= Duration::from_secs(20) && !answers.iter().any(|a| !a.1) {
-                Err(SinkError::Throttled {
-                    retry_after: None,
-                    detail: "ResourceExhausted".into(),
-                })
-            } else {
-                sent.extend(points);
-                Ok(Report::default())
+            // The first request of the round due at 20 s is refused.
+            let result = match refusal.take_if(|_| at >= Duration::from_secs(20)) {
+                Some(err) => Err(err),
+                None => {
+                    sent.extend(points);
+                    Ok(Report::default())
+                }
             };
             answers.push((at, result.is_ok()));
             if let Next::RetryAfter(d) = sim.driver.complete(id, result, sim.now) {
@@ -1038,20 +1036,38 @@ fn a_round_that_failed_unwritten_is_retried_after_the_backoff_not_the_next_round
     let (failed_at, _) = answers[refused];
     let (retried_at, ok) = answers[refused + 1];
     assert!(ok, "{answers:?}");
+    let ends = (0..3)
+        .map(|i| {
+            let name = format!("p{i}}}");
+            sent.iter()
+                .filter(|p| p.series.to_string().ends_with(&name))
+                .map(|p| p.value.end())
+                .collect()
+        })
+        .collect();
+    (retried_at - failed_at, ends)
+}
+
+/// A round refused before anything was written (throttled) goes again after the backoff, not
+/// at the next round; a transient failure (which gRPC does not promise wrote nothing) waits
+/// for the next round, where a running total is accepted either way. Each series' points
+/// stay spaced as the provider requires in both.
+#[test]
+fn a_round_refused_unwritten_is_retried_after_the_backoff_a_transient_one_a_round_later() {
+    let throttled = SinkError::Throttled {
+        retry_after: None,
+        detail: "ResourceExhausted".into(),
+    };
+    let (gap, ends) = retry_of_a_refused_round(throttled);
     // The default backoff starts at 1 s, with jitter: up to twice that, and a scrape apart.
+    assert!(gap <= Duration::from_millis(2_500), "retried {gap:?} after");
+    let (gap_transient, ends_transient) =
+        retry_of_a_refused_round(SinkError::Transient("Unavailable".into()));
     assert!(
-        retried_at - failed_at <= Duration::from_millis(2_500),
-        "retried {:?} after the refusal, not after the backoff: {answers:?}",
-        retried_at - failed_at
+        gap_transient >= Duration::from_secs(10),
+        "retried {gap_transient:?} after"
     );
-    // Every series' points are still spaced as the provider requires.
-    for i in 0..3 {
-        let name = format!("p{i}}}");
-        let ends: Vec<Timestamp> = sent
-            .iter()
-            .filter(|p| p.series.to_string().ends_with(&name))
-            .map(|p| p.value.end())
-            .collect();
+    for ends in ends.iter().chain(&ends_transient) {
         assert!(ends.len() >= 3, "{ends:?}");
         for pair in ends.windows(2) {
             assert!(
