@@ -147,8 +147,9 @@ impl Sink for CloudWatchSink {
     /// the network in turn, the SDK serializing (and dropping) its input before the next is
     /// built. A batch's points are 80 bytes each; the SDK's datums, with their strings, take
     /// several times that: built here, four requests' datums were alive together, and a
-    /// CloudWatch flush at 10k series peaked 2.4 MiB over the median RSS, 0.9 – 1.7 MiB
-    /// built when polled (`bench/rss_trace.py`, docs/PERFORMANCE.md).
+    /// CloudWatch flush at 10k series peaked 2.4 MiB over the median RSS; built when
+    /// polled, under 0.9 MiB and 1.7 MiB in two runs (`bench/rss_trace.py`,
+    /// docs/PERFORMANCE.md).
     fn send(&self, points: &[Point]) -> SendFuture {
         let points = points.to_vec();
         let (encoder, client) = (Arc::clone(&self.encoder), self.client.clone());
