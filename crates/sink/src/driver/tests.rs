@@ -163,6 +163,15 @@ fn ok(_: usize, _: &[Point]) -> Result<Report, SinkError> {
     Ok(Report::default())
 }
 
+/// Cloud Monitoring's shape: 200 points a request, a running total every 10 s at most.
+fn gcm_like() -> Limits {
+    Limits {
+        max_points: 200,
+        min_spacing: Duration::from_secs(10),
+        ..Limits::default()
+    }
+}
+
 fn cloudwatch_like() -> Limits {
     Limits {
         max_points: 1000,
@@ -582,11 +591,7 @@ fn refused_series_are_dropped_and_counted() {
 
 #[test]
 fn totals_are_coalesced_spaced_and_superseded_not_resent() {
-    let limits = Limits {
-        max_points: 200,
-        min_spacing: Duration::from_secs(10),
-        ..Limits::default()
-    };
+    let limits = gcm_like();
     let mut sim = Sim::new(limits, Values::Totals, 3);
     let mut sent: Vec<Point> = Vec::new();
     for second in 0..60 {
@@ -934,11 +939,7 @@ proptest! {
 /// period, not one per phase.
 #[test]
 fn running_totals_of_every_phase_share_one_round() {
-    let limits = Limits {
-        max_points: 200,
-        min_spacing: Duration::from_secs(10),
-        ..Limits::default()
-    };
+    let limits = gcm_like();
     let mut sim = Sim::new(limits, Values::Totals, 6);
     let started = sim.now;
     let mut requests: Vec<(Duration, usize)> = Vec::new();
@@ -992,11 +993,7 @@ fn running_totals_of_every_phase_share_one_round() {
 /// (all of a round before any answer): the gap between the refusal and the retry, and the
 /// ends each series' accepted points carry.
 fn retry_of_a_refused_round(refusal: SinkError) -> (Duration, Vec<Vec<Timestamp>>) {
-    let limits = Limits {
-        max_points: 200,
-        min_spacing: Duration::from_secs(10),
-        ..Limits::default()
-    };
+    let limits = gcm_like();
     let mut sim = Sim::new(limits, Values::Totals, 3);
     let started = sim.now;
     let mut answers: Vec<(Duration, bool)> = Vec::new();
