@@ -7,6 +7,9 @@
 # less code than the glibc build, which is most of a sidecar's resident memory), hence
 # distroless/static. That image carries the CA certificates the CloudWatch sink trusts (it
 # uses the system store); the Cloud Monitoring sink ships Google's roots itself.
+#
+# .cargo/config.toml links that build with the toolchain's rust-lld, and build.rs gives it
+# link/symbol-order.txt: a scrape's functions side by side (PERFORMANCE.md, "Code layout").
 
 FROM docker.io/library/rust:1.95-slim-bookworm AS build
 RUN apt-get update \
