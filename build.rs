@@ -6,11 +6,21 @@
 use std::{env, path::Path};
 
 fn main() {
-    let order = Path::new(&env::var("CARGO_MANIFEST_DIR").expect("set by cargo"))
-        .join("link")
-        .join("symbol-order.txt");
+    let root = env::var("CARGO_MANIFEST_DIR").expect("set by cargo");
+    let root = Path::new(&root);
+    let order = root.join("link").join("symbol-order.txt");
     println!("cargo::rerun-if-changed={}", order.display());
-    println!("cargo::rerun-if-env-changed=RUSTC_LINKER");
+    // RUSTC_LINKER is cargo's to set, so a change of linker is seen where it is made: the
+    // project's configuration, or the environment's override for the target.
+    println!(
+        "cargo::rerun-if-changed={}",
+        root.join(".cargo").join("config.toml").display()
+    );
+    let target = env::var("TARGET").expect("set by cargo");
+    println!(
+        "cargo::rerun-if-env-changed=CARGO_TARGET_{}_LINKER",
+        target.to_uppercase().replace(['-', '.'], "_")
+    );
     let lld = env::var("RUSTC_LINKER").is_ok_and(|linker| {
         let name = Path::new(&linker)
             .file_name()
