@@ -440,6 +440,17 @@ impl World {
         self.serve();
     }
 
+    /// Checks both agents every `step` until `done` holds or `LIMIT` passes, without failing:
+    /// what the backends hold is compared afterwards, series by series.
+    fn observe_until(&mut self, step: Duration, mut done: impl FnMut(&World) -> bool) {
+        let start = Instant::now();
+        while !done(self) && start.elapsed() < LIMIT {
+            std::thread::sleep(step);
+            self.a.observe();
+            self.b.observe();
+        }
+    }
+
     fn inject(&mut self, kind: Kind) {
         match kind {
             Kind::TailscaledRestart | Kind::MissedReset | Kind::RelayReset => {
@@ -760,31 +771,19 @@ fn every_byte_counted_once_whatever_happens() {
             .iter()
             .all(|(k, v)| g.get(k) == Some(v) && c.get(k).is_some_and(|s| s >= v))
     };
-    let start = Instant::now();
-    while !caught_up(&w) && start.elapsed() < LIMIT {
-        std::thread::sleep(Duration::from_millis(200));
-        w.a.observe();
-        w.b.observe();
-    }
+    w.observe_until(Duration::from_millis(200), caught_up);
     // ministack: wait until it holds every byte of the truth. (B's pending points say
     // nothing here: with 1 s buckets each scrape opens the next bucket, and whether an answer
     // ever lands between a bucket's send and the next scrape depends on the phase B's
     // scrapes took when it last started; seed 1796665555306196483 restarted B 0.5 s before
     // the end and never saw 0 in 120 s.)
     // If it never does, the comparison below says which series fell short.
-    let start = Instant::now();
-    while start.elapsed() < LIMIT {
+    w.observe_until(Duration::from_millis(500), |_| {
         let got = read_ministack(&ministack.endpoint, &run, &truth);
-        if truth
+        truth
             .iter()
             .all(|(k, v)| got.get(k).is_some_and(|g| g >= v))
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        w.a.observe();
-        w.b.observe();
-    }
+    });
     let metrics_a = w.a.metrics();
     w.a.stop(false);
     w.b.stop(false);
