@@ -31,7 +31,10 @@ and measures from the outside:
   of pages it touches times that price.
 
 Then bench/python_agent.py (prometheus_client's parser, urllib, the same deltas, shipping
-nothing) against fresh fakes of the same size, measured the same way, and the ratios.
+nothing) against fresh fakes of the same size, measured the same way, and the ratios. And
+the floor (crates/testkit/examples/floor.rs, built by rustc for tailship's target): a bare
+scraper that only asks for the body on a kept-alive connection once a second and reads it,
+std only; what it costs, no scraper of that endpoint at that interval can save.
 
     python3 bench/footprint.py                          # 50, 10k, 100k: about 6 min per size
     python3 bench/footprint.py --sizes 50,10000 --json target/footprint.json
@@ -74,6 +77,8 @@ TAILSHIP = TARGET_DIR / MUSL / "release" / "tailship"
 FAKES = RELEASE / "examples" / "fakes"
 VENV_PYTHON = HERE / ".venv" / "bin" / "python"
 AGENT = HERE / "python_agent.py"
+FLOOR_SOURCE = ROOT / "crates" / "testkit" / "examples" / "floor.rs"
+FLOOR = TARGET_DIR / "footprint" / "floor"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MIB = 1024 * 1024
@@ -103,8 +108,19 @@ def log(msg):
 
 
 def set_target(target):
-    global TAILSHIP
+    global TAILSHIP, FLOOR
     TAILSHIP = (RELEASE if target == "host" else TARGET_DIR / target / "release") / "tailship"
+    FLOOR = TARGET_DIR / "footprint" / ("host" if target == "host" else target) / "floor"
+
+
+def build_floor(target):
+    """The floor, with the release profile's choices (size, abort) for tailship's target."""
+    FLOOR.parent.mkdir(parents=True, exist_ok=True)
+    triple = [] if target == "host" else ["--target", target]
+    cmd = ["rustc", "--edition", "2024", "-C", "opt-level=s", "-C", "panic=abort",
+           "-C", "codegen-units=1", *triple, "-o", str(FLOOR), str(FLOOR_SOURCE)]
+    log("$ " + " ".join(cmd))
+    subprocess.run(cmd, cwd=ROOT, check=True)
 
 
 def build(target, tailship=True):
@@ -520,6 +536,9 @@ def measure(kind, series, args, run_dir):
         config = tailship_config(run_dir, fakes, args)
         cmd, env = [TAILSHIP, "run", "--config", config], tailship_env()
         warmup, duration = args.warmup, args.duration
+    elif kind == "floor":
+        cmd, env = [FLOOR, fakes.info["metrics"]], dict(os.environ)
+        warmup, duration = args.floor_warmup, args.floor_duration
     else:
         cmd = [VENV_PYTHON, AGENT, "--url", fakes.info["metrics"], "--interval", "1"]
         env = dict(os.environ)
@@ -859,6 +878,22 @@ def details(t, p):
     return "\n".join("  " + line for line in out)
 
 
+def floor_line(t, f):
+    """The floor beside tailship: what a bare scraper of the same endpoint costs."""
+    pages = ""
+    if f.get("pages_per_scrape"):
+        totals = sorted(sum(r.values()) for r in f["pages_per_scrape"])
+        pages = f", {statistics.median(totals):,.0f} pages touched per scrape"
+    return (
+        f"  floor (a bare scraper: kept-alive GET and read, std only; "
+        f"{f['scrapes']} scrapes in {f['window_s']:.0f} s): CPU per scrape "
+        f"{ms(f['cpu_ms_per_scrape'])} (sched {ms(f['cpu_ms_per_scrape_sched'])}){pages}, "
+        f"RSS {mib(f['rss_median'])}; tailship ÷ floor: CPU "
+        f"{ratio(t['cpu_ms_per_scrape_sched'], f['cpu_ms_per_scrape_sched'])}; load average "
+        f"{f['load_avg'][0]:.2f} → {f['load_avg'][1]:.2f}, steal {f['steal_percent']:.1f} %"
+    )
+
+
 def pages_line(who, rounds):
     totals = sorted(sum(r.values()) for r in rounds)
     median = statistics.median(totals)
@@ -893,7 +928,10 @@ def main():
                     help="[sinks.cloudwatch] storage_resolution (default 60, the default)")
     ap.add_argument("--max-in-flight", type=int,
                     help="[delivery] max_in_flight for tailship (default: the default, 4)")
-    ap.add_argument("--no-python", action="store_true", help="tailship only")
+    ap.add_argument("--no-python", action="store_true", help="no Python agent")
+    ap.add_argument("--no-floor", action="store_true", help="no floor (the bare scraper)")
+    ap.add_argument("--floor-warmup", type=float, default=5, help="(default 5)")
+    ap.add_argument("--floor-duration", type=float, default=40, help="(default 40)")
     ap.add_argument("--perf", action="store_true",
                     help="also profile tailship over the window with `perf record -e cpu-clock` "
                          "and print its hottest symbols (the profiler's own cost then shows in "
@@ -924,6 +962,8 @@ def main():
     set_target(args.target)
     if not args.no_build:
         build(args.target, tailship=args.binary is None)
+    if not args.no_floor and (not args.no_build or not FLOOR.exists()):
+        build_floor(args.target)
     if args.binary is not None:
         global TAILSHIP
         TAILSHIP = args.binary.resolve()
@@ -944,20 +984,24 @@ def main():
     for series in sizes:
         try:
             t = measure("tailship", series, args, base / f"{series}" / "tailship")
-            p = None
+            p = f = None
             if not args.no_python:
                 p = measure("python", series, args, base / f"{series}" / "python")
+            if not args.no_floor:
+                f = measure("floor", series, args, base / f"{series}" / "floor")
         except Failed as e:
             print(f"\n== {series:,} series: not measured: {e}")
             report["sizes"][str(series)] = {"error": str(e)}
             write_json(args.json, report)
             continue
-        report["sizes"][str(series)] = {"tailship": t, "python": p}
+        report["sizes"][str(series)] = {"tailship": t, "python": p, "floor": f}
         write_json(args.json, report)
         print(f"\n== {series:,} series ({t['body_bytes']:,}-byte body, {t['published']:,} "
               f"published series per sink), scraped every 1 s — {report['machine']['date']}")
         print(table(series, t, p))
         print(details(t, p))
+        if f:
+            print(floor_line(t, f))
         if t.get("perf_top"):
             print("  tailship hottest symbols over the window (perf, cpu-clock):")
             for share, dso, symbol in t["perf_top"]:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What tailship's RSS peaks are: VmRSS sampled every 2 ms, each peak set beside the scrape
-and the sends nearest to it.
+and the sends nearest to it; and what its CPU goes to, second by second.
 
 The footprint harness (bench/footprint.py) samples RSS every 250 ms, which is enough for a
 median but catches a peak only by chance; this trace samples 125 times as often over a
@@ -10,6 +10,13 @@ points), a CloudWatch flush or a Cloud Monitoring flush, by the times the fakes 
     python3 bench/rss_trace.py                      # 10k series, 75 s (one CloudWatch flush)
     python3 bench/rss_trace.py --series 50 --duration 30 --binary PATH
 
+The CPU: the process's threads' run time (/proc/PID/task/*/schedstat, nanoseconds), read with
+each RSS sample, is cut into one piece per scrape (from a little before one scrape to a
+little before the next) and each piece is named by what fell in it: a CloudWatch request, a
+Cloud Monitoring request, a checkpoint write (the file's modification time), or nothing but
+the scrape (`plain`). The table gives each kind's count, median and share of the CPU: the
+footprint harness's CPU per scrape, taken apart.
+
 It uses footprint.py's fakes, configuration and environment, and the builds it made
 (`python3 bench/footprint.py --sizes 50 --no-python --duration 30` builds them).
 """
@@ -17,6 +24,8 @@ It uses footprint.py's fakes, configuration and environment, and the builds it m
 import argparse
 import bisect
 import json
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,11 +43,51 @@ def nearest(times, t):
     return min(near, key=abs) if near else None
 
 
+def cpu_ns(pid):
+    """The run time of every thread of `pid`, in nanoseconds."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return total
+
+
+def mtime_ns(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return 0
+
+
+def cpu_by_second(samples, scrapes, sends, writes):
+    """The CPU between consecutive scrapes (from a fifth of the gap, at most 0.2 s, before
+    each), named by the sends and checkpoint writes in it: {kind: [ms, …]}."""
+    times = [t for t, *_ in samples]
+
+    def cpu_at(t):
+        i = min(bisect.bisect_left(times, t), len(samples) - 1)
+        return samples[i][2]
+
+    inside = [t for t in scrapes if times[0] + 0.3 < t < times[-1] - 1.3]
+    kinds = {}
+    for a, b in zip(inside, inside[1:]):
+        lead = min(0.2, (b - a) / 5)
+        lo, hi = a - lead, b - lead
+        tags = [name for name, events in (("cloudwatch", sends["cloudwatch"]),
+                                          ("gcm", sends["gcm"]), ("checkpoint", writes))
+                if any(lo <= x < hi for x in events)]
+        kinds.setdefault(" + ".join(tags) or "plain", []).append((cpu_at(hi) - cpu_at(lo)) / 1e6)
+    return kinds
+
+
 def episodes(samples, above):
     """Runs of samples above `above` bytes, joined when less than 50 ms apart:
     [start, end, peak bytes]."""
     runs = []
-    for t, size in samples:
+    for t, size, *_ in samples:
         if size <= above:
             continue
         if runs and t - runs[-1][1] < 0.05:
@@ -84,7 +133,8 @@ def main():
                 raise SystemExit(
                     f"tailship exited ({proc.returncode}); see {run_dir / 'tailship.log'}"
                 )
-            samples.append((now, footprint.proc_status(proc.pid)["VmRSS"]))
+            samples.append((now, footprint.proc_status(proc.pid)["VmRSS"], cpu_ns(proc.pid),
+                            mtime_ns(run_dir / "state.json")))
             time.sleep(0.002)
         status = fakes.status()
     finally:
@@ -98,7 +148,7 @@ def main():
         sink: sorted({r[0] / 1e6 for r in status[sink]["requests"]})
         for sink in ("cloudwatch", "gcm")
     }
-    rss = sorted(b for _, b in samples)
+    rss = sorted(b for _, b, *_ in samples)
     median = rss[len(rss) // 2]
     t0 = samples[0][0]
     print(
@@ -126,6 +176,18 @@ def main():
             f"{off(sends['gcm'], start):>16}"
         )
     print(f"  ({len(runs)} peaks in all; run directory {run_dir})")
+
+    writes = sorted({m / 1e9 for *_, m in samples if m})
+    kinds = cpu_by_second(samples, scrapes, sends, writes)
+    pieces = sum(len(v) for v in kinds.values())
+    total = sum(sum(v) for v in kinds.values())
+    if pieces:
+        print(f"CPU from one scrape to the next ({pieces} scrapes, {total / pieces:.3f} ms per "
+              "scrape), by what else fell in between:")
+        print("  kind                           count   median       min       max   share")
+        for kind, ms in sorted(kinds.items(), key=lambda kv: -sum(kv[1])):
+            print(f"  {kind:<30} {len(ms):5} {statistics.median(ms):8.3f} ms {min(ms):7.3f} "
+                  f"{max(ms):9.3f} {sum(ms) / total * 100:6.1f} %")
     (run_dir / "rss.json").write_text(json.dumps({"samples": samples, "status": status}))
 
 
