@@ -400,10 +400,13 @@ impl Agent {
 
     fn save(&mut self) {
         self.saved_at = Instant::now();
+        // The sinks' series are the tracker's (shared): written as its numbers for them.
+        let ids = self.tracker.state().published_ids();
+        let names = |series: &Arc<_>| ids.get(series);
         let sinks: BTreeMap<&str, _> = self
             .slots
             .iter()
-            .map(|s| (s.sink.name(), s.driver.state_view()))
+            .map(|s| (s.sink.name(), s.driver.state_view_named(&names)))
             .collect();
         let checkpoint = CheckpointRef {
             format: FORMAT,

@@ -2,10 +2,13 @@
 //! atomically (temporary file, fsync, rename, fsync of the directory), so that a restart
 //! continues with nothing lost and nothing counted twice.
 //!
-//! The file is [`MAGIC`] followed by the [`Checkpoint`] in postcard, a compact binary
-//! serde format: at 10k series it is a third of the JSON's size and a fraction of its cost
-//! to write (docs/PERFORMANCE.md). `tailship state` prints it as JSON. A checkpoint written
-//! in JSON by an earlier version (format 1) is read, and replaced at the next write.
+//! The file is [`MAGIC`] followed by the checkpoint in postcard, a compact binary serde
+//! format: at 10k series it is a third of the JSON's size and a fraction of its cost to
+//! write (docs/PERFORMANCE.md). Each sink's series that the tracker also holds is written as
+//! its number among the tracker's published series ([`FORMAT`] 3), not its name and labels
+//! once per sink more. `tailship state` prints it as JSON, every series in full. Checkpoints
+//! of earlier versions (format 1, JSON; format 2, postcard with every series in full) are
+//! read, and replaced at the next write.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,11 +19,15 @@ use serde::{Deserialize, Serialize};
 use std::os::unix::fs::OpenOptionsExt as _;
 use tailship_collector::TrackerState;
 use tailship_model::Timestamp;
-use tailship_sink::{DriverState, StateView};
+use tailship_sink::{DriverState, NamedDriverState, StateView};
 
 /// Bumped when the file's meaning changes; another format is moved aside, never misread.
-/// Format 1 was JSON; 2 is postcard after [`MAGIC`].
-pub const FORMAT: u32 = 2;
+/// Format 1 was JSON; 2 postcard after [`MAGIC`]; 3 the same with the sinks' series named by
+/// number.
+pub const FORMAT: u32 = 3;
+
+/// The postcard format of earlier versions, every sink's series in full, still read.
+const FULL_NAMES_FORMAT: u32 = 2;
 
 /// The format of the JSON checkpoints of earlier versions, still read.
 const JSON_FORMAT: u32 = 1;
@@ -31,7 +38,8 @@ pub const MAGIC: &[u8] = b"tailship checkpoint\n";
 /// The checkpoint's write buffer (8 KiB, the default, was a write call per 8 KiB).
 const WRITE_BUFFER: usize = 64 * 1024;
 
-/// What the file holds.
+/// What the file holds, every series in full (as format 2 wrote it, and as `tailship state`
+/// prints it).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub format: u32,
@@ -42,7 +50,45 @@ pub struct Checkpoint {
     pub sinks: BTreeMap<String, DriverState>,
 }
 
-/// The same, borrowed, for writing without copying the tracker state.
+/// What the file holds in [`FORMAT`]: the sinks' series the tracker holds by number.
+#[derive(Deserialize)]
+struct Stored {
+    format: u32,
+    source: String,
+    written_at: Timestamp,
+    tracker: TrackerState,
+    sinks: BTreeMap<String, NamedDriverState>,
+}
+
+impl Stored {
+    /// The checkpoint with every number replaced by the tracker's series.
+    fn resolve(self) -> Result<Checkpoint, String> {
+        let tracker = self.tracker;
+        let sinks = self
+            .sinks
+            .into_iter()
+            .map(|(sink, state)| {
+                let state = state
+                    .resolve(|id| tracker.published_series(id).cloned())
+                    .map_err(|id| {
+                        format!("it cannot be read: sink {sink} names published series {id}, which its tracker state does not have")
+                    })?;
+                Ok((sink, state))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Checkpoint {
+            format: self.format,
+            source: self.source,
+            written_at: self.written_at,
+            tracker,
+            sinks,
+        })
+    }
+}
+
+/// The checkpoint, borrowed, for writing without copying the tracker state. Written with
+/// [`FORMAT`], its sinks' views are named by the tracker's published series
+/// ([`tailship_sink::Driver::state_view_named`] with [`TrackerState::published_ids`]).
 #[derive(Serialize)]
 pub struct CheckpointRef<'a> {
     pub format: u32,
@@ -259,19 +305,17 @@ pub enum Unreadable {
     Content(String),
 }
 
-/// A checkpoint from the bytes of its file: postcard after [`MAGIC`] in [`FORMAT`], or the
-/// JSON of format 1.
+/// A checkpoint from the bytes of its file: postcard after [`MAGIC`] in [`FORMAT`] or in
+/// format 2, or the JSON of format 1.
 fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     let (checkpoint, expected) = if let Some(body) = bytes.strip_prefix(MAGIC) {
-        let (c, rest) = postcard::take_from_bytes::<Checkpoint>(body)
+        // The format comes first: it says how to read the rest.
+        let (format, _) = postcard::take_from_bytes::<u32>(body)
             .map_err(|e| format!("it cannot be read: {e}"))?;
-        if !rest.is_empty() {
-            return Err(format!(
-                "it cannot be read: {} bytes after its end",
-                rest.len()
-            ));
+        match format {
+            FULL_NAMES_FORMAT => (whole::<Checkpoint>(body)?, FULL_NAMES_FORMAT),
+            _ => (whole::<Stored>(body)?.resolve()?, FORMAT),
         }
-        (c, FORMAT)
     } else if bytes.trim_ascii_start().starts_with(b"{") {
         let c = serde_json::from_slice::<Checkpoint>(bytes)
             .map_err(|e| format!("it cannot be read (JSON): {e}"))?;
@@ -283,11 +327,24 @@ fn decode(bytes: &[u8]) -> Result<Checkpoint, String> {
     };
     if checkpoint.format != expected {
         return Err(format!(
-            "format {} is not {FORMAT} (nor the JSON of format {JSON_FORMAT})",
+            "format {} is not {FORMAT} (nor {FULL_NAMES_FORMAT}, nor the JSON of format {JSON_FORMAT})",
             checkpoint.format
         ));
     }
     Ok(checkpoint)
+}
+
+/// All of `body` as a `T` in postcard.
+fn whole<'de, T: Deserialize<'de>>(body: &'de [u8]) -> Result<T, String> {
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(body).map_err(|e| format!("it cannot be read: {e}"))?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "it cannot be read: {} bytes after its end",
+            rest.len()
+        ));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]
@@ -360,6 +417,97 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
     }
 
+    /// `v1` in format 3 as the agent writes it: each sink series the tracker holds as its
+    /// number (found here by equality; the agent finds the tracker's own `Arc`), plus
+    /// `extra` numbers of series the tracker does not have.
+    fn named_bytes(v1: &Checkpoint, extra: &[u32]) -> Vec<u8> {
+        #[derive(Serialize)]
+        enum Name<'a> {
+            Id(u32),
+            Series(&'a tailship_model::Series),
+        }
+        #[derive(Serialize)]
+        struct Entry<'a> {
+            series: Name<'a>,
+            buckets: &'a [tailship_sink::Value],
+            in_flight: usize,
+            last_sent: Option<Timestamp>,
+        }
+        #[derive(Serialize)]
+        struct Sink<'a> {
+            series: Vec<Entry<'a>>,
+        }
+        let number = |series| (0..1000).find(|&id| v1.tracker.published_series(id) == Some(series));
+        let sinks: BTreeMap<&str, Sink<'_>> = v1
+            .sinks
+            .iter()
+            .map(|(name, state)| {
+                let mut series: Vec<Entry<'_>> = state
+                    .series
+                    .iter()
+                    .map(|s| Entry {
+                        series: number(&s.series).map_or(Name::Series(&s.series), Name::Id),
+                        buckets: &s.buckets,
+                        in_flight: s.in_flight,
+                        last_sent: s.last_sent,
+                    })
+                    .collect();
+                series.extend(extra.iter().map(|&id| Entry {
+                    series: Name::Id(id),
+                    buckets: &[],
+                    in_flight: 0,
+                    last_sent: None,
+                }));
+                (name.as_str(), Sink { series })
+            })
+            .collect();
+        let mut bytes = MAGIC.to_vec();
+        postcard::to_io(
+            &(FORMAT, &v1.source, v1.written_at, &v1.tracker, &sinks),
+            &mut bytes,
+        )
+        .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn format_3_names_the_trackers_series_by_number() {
+        let store = Store::new(temp().with_file_name("v3.json"));
+        std::fs::write(store.path(), JSON_V1).unwrap();
+        let v1 = store.load("unix:/s").unwrap();
+        let named = named_bytes(&v1, &[]);
+        std::fs::write(store.path(), &named).unwrap();
+        let v3 = store.load("unix:/s").expect("format 3 is read");
+        assert_eq!(v3.format, FORMAT);
+        let mut expected = json(&v1);
+        expected["format"] = FORMAT.into();
+        assert_eq!(json(&v3), expected, "every series back in full");
+
+        // The same in format 2, every series in full: longer by the names.
+        let mut full = MAGIC.to_vec();
+        let v2 = Checkpoint {
+            format: FULL_NAMES_FORMAT,
+            ..v1
+        };
+        postcard::to_io(&v2, &mut full).unwrap();
+        assert!(
+            named.len() < full.len(),
+            "{} against {}",
+            named.len(),
+            full.len()
+        );
+
+        // A number the tracker has no series for: not guessed, moved aside.
+        std::fs::write(store.path(), named_bytes(&v2, &[7])).unwrap();
+        let problem = match store.read() {
+            Err(Unreadable::Content(p)) => p,
+            other => panic!("{other:?}"),
+        };
+        assert!(problem.contains("published series 7"), "{problem}");
+        assert!(store.load("unix:/s").is_none());
+        assert!(!store.path().exists());
+    }
+
     #[test]
     fn every_field_survives_the_binary_format_and_json_v1_is_read() {
         // The target known in full, then in part: a binary format has no field names, so
@@ -376,10 +524,11 @@ mod tests {
             let expected: serde_json::Value = serde_json::from_str(text).unwrap();
             assert_eq!(json(&v1), expected, "nothing lost reading JSON");
 
+            // Format 2: postcard, every series in full.
             let mut binary = MAGIC.to_vec();
             postcard::to_io(
                 &Checkpoint {
-                    format: FORMAT,
+                    format: FULL_NAMES_FORMAT,
                     ..v1
                 },
                 &mut binary,
@@ -389,9 +538,9 @@ mod tests {
             let v2 = store
                 .load("unix:/s")
                 .expect("the binary checkpoint is read");
-            assert_eq!(v2.format, FORMAT);
+            assert_eq!(v2.format, FULL_NAMES_FORMAT);
             let mut expected = expected;
-            expected["format"] = FORMAT.into();
+            expected["format"] = FULL_NAMES_FORMAT.into();
             assert_eq!(json(&v2), expected, "nothing lost in the binary format");
             assert!(
                 binary.len() * 2 < text.len(),

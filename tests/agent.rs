@@ -124,7 +124,7 @@ fn a_json_checkpoint_of_an_earlier_version_is_continued_exactly() {
             .starts_with(b"tailship checkpoint\n")
     );
     let mut v = common::checkpoint(&state).unwrap();
-    assert_eq!(v["format"], 2);
+    assert_eq!(v["format"], 3);
     v["format"] = 1.into();
     std::fs::write(&state, serde_json::to_vec(&v).unwrap()).unwrap();
 

@@ -29,5 +29,6 @@ pub use source::{
 };
 pub use target::TargetInfo;
 pub use tracker::{
-    EmptyScrape, Observation, Restart, StateError, Tracker, TrackerConfig, TrackerState,
+    EmptyScrape, Observation, PublishedIds, Restart, StateError, Tracker, TrackerConfig,
+    TrackerState,
 };

@@ -15,6 +15,7 @@ use serde::ser::{Serialize, SerializeSeq as _, SerializeStruct as _, Serializer}
 use tailship_model::{CounterRef, GaugeRef, Series, Timestamp};
 
 use crate::point::bucket_of;
+use crate::state::SeriesNameRef;
 use crate::stats::Stats;
 use crate::{DriverState, Limits, Point, Rejection, Report, Sink, SinkError, Value, Values};
 use buckets::Buckets;
@@ -787,7 +788,7 @@ impl Driver {
         let series = self
             .entries()
             .map(|e| crate::state::SeriesState {
-                series: e.series.clone(),
+                series: Series::clone(e.series),
                 buckets: e.buckets().cloned().collect(),
                 in_flight: e.flying.len(),
                 last_sent: e.last_sent,
@@ -800,7 +801,21 @@ impl Driver {
     /// [`Driver::restore`] reads), written without copying or sorting anything (at 10k series
     /// the owned copy and its sort were a third of the agent's time).
     pub fn state_view(&self) -> StateView<'_> {
-        StateView(self)
+        StateView {
+            driver: self,
+            names: None,
+        }
+    }
+
+    /// The same, but serialized as a [`NamedDriverState`](crate::NamedDriverState): a
+    /// series that `names` gives a number for is written as that number (the checkpoint's
+    /// drivers name the tracker's series this way, rather than writing each name and labels
+    /// once per sink more).
+    pub fn state_view_named<'a>(&'a self, names: &'a Names<'a>) -> StateView<'a> {
+        StateView {
+            driver: self,
+            names: Some(names),
+        }
     }
 
     /// The series with something to remember: those in a request (their points there come
@@ -934,7 +949,7 @@ fn queue_mut(queues: &mut [Option<Queue>], slot: u32) -> Option<&mut Queue> {
 
 /// One series of [`Driver::entries`].
 struct Entry<'a> {
-    series: &'a Series,
+    series: &'a Arc<Series>,
     /// Its points in a request, oldest first.
     flying: &'a [Point],
     pending: Option<&'a Buckets>,
@@ -949,34 +964,51 @@ impl Entry<'_> {
     }
 }
 
-/// A driver's state, borrowed, serialized as a [`DriverState`]; see [`Driver::state_view`].
+/// A series' number elsewhere (the tracker's), if it has one; see
+/// [`Driver::state_view_named`].
+pub type Names<'a> = dyn Fn(&Arc<Series>) -> Option<u32> + 'a;
+
+/// A driver's state, borrowed, serialized as a [`DriverState`] (see [`Driver::state_view`])
+/// or, with names, as a [`NamedDriverState`](crate::NamedDriverState).
 #[derive(Clone, Copy)]
-pub struct StateView<'a>(&'a Driver);
+pub struct StateView<'a> {
+    driver: &'a Driver,
+    names: Option<&'a Names<'a>>,
+}
 
 impl std::fmt::Debug for StateView<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateView")
-            .field("driver", &self.0.name)
+            .field("driver", &self.driver.name)
+            .field("named", &self.names.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl Serialize for StateView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Series<'a>(&'a Driver);
+        struct Series<'a>(StateView<'a>);
         impl Serialize for Series<'_> {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let StateView { driver, names } = self.0;
+                let entries = driver.entries().map(|entry| Named { entry, names });
                 // Counted first: a binary format writes the length before the elements.
-                sequence(serializer, self.0.entries().count(), self.0.entries())
+                sequence(serializer, driver.entries().count(), entries)
             }
         }
         let mut state = serializer.serialize_struct("DriverState", 1)?;
-        state.serialize_field("series", &Series(self.0))?;
+        state.serialize_field("series", &Series(*self))?;
         state.end()
     }
 }
 
-impl Serialize for Entry<'_> {
+/// An entry, its series written as its number when `names` has one.
+struct Named<'a> {
+    entry: Entry<'a>,
+    names: Option<&'a Names<'a>>,
+}
+
+impl Serialize for Named<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         struct Buckets<'a, 'b>(&'a Entry<'b>);
         impl Serialize for Buckets<'_, '_> {
@@ -986,13 +1018,20 @@ impl Serialize for Entry<'_> {
                 sequence(serializer, len, entry.buckets())
             }
         }
-        crate::state::serialize_series(
-            serializer,
-            self.series,
-            &Buckets(self),
-            self.flying.len(),
-            self.last_sent,
-        )
+        let entry = &self.entry;
+        let buckets = Buckets(entry);
+        let (in_flight, last_sent) = (entry.flying.len(), entry.last_sent);
+        let Some(names) = self.names else {
+            let series: &Series = entry.series;
+            return crate::state::serialize_series(
+                serializer, series, &buckets, in_flight, last_sent,
+            );
+        };
+        let name = match names(entry.series) {
+            Some(id) => SeriesNameRef::Id(id),
+            None => SeriesNameRef::Series(entry.series),
+        };
+        crate::state::serialize_series(serializer, &name, &buckets, in_flight, last_sent)
     }
 }
 

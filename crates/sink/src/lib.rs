@@ -16,9 +16,9 @@ mod state;
 mod stats;
 mod stdout;
 
-pub use driver::{Batch, Driver, DriverConfig, Next, Restored, StateView};
+pub use driver::{Batch, Driver, DriverConfig, Names, Next, Restored, StateView};
 pub use point::{CounterStats, GaugeStats, Point, Value};
 pub use sink::{CheckFuture, Limits, Rejection, Report, SendFuture, Sink, SinkError, Values};
-pub use state::{DriverState, SeriesState};
+pub use state::{DriverState, NamedDriverState, NamedSeriesState, SeriesName, SeriesState};
 pub use stats::Stats;
 pub use stdout::StdoutSink;

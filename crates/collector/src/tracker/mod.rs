@@ -23,7 +23,7 @@ use crate::key::{write_key, written_key};
 use crate::{Event, Labels, MetricType, Sample, TargetInfo, parse};
 
 use state::{NO_OUTPUT, Output, RawState};
-pub use state::{StateError, TrackerState};
+pub use state::{PublishedIds, StateError, TrackerState};
 
 /// Limits of the tracker.
 #[derive(Clone, Debug, PartialEq, Eq)]

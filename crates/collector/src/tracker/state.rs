@@ -84,7 +84,41 @@ impl PartialEq for Output {
 #[error("tracker state is inconsistent: {0}")]
 pub struct StateError(String);
 
+/// The numbers of the published series, found by their allocation: a checkpoint writes a
+/// sink's series that the tracker also holds (the same `Arc`, shared) as its number here
+/// instead of its name and labels once more ([`TrackerState::published_series`] reads it
+/// back).
+#[derive(Debug, Default)]
+pub struct PublishedIds(std::collections::HashMap<*const Series, u32, foldhash::fast::FixedState>);
+
+impl PublishedIds {
+    /// The number of `series`, if it is one of the tracker's published series itself (not an
+    /// equal copy).
+    pub fn get(&self, series: &Arc<Series>) -> Option<u32> {
+        self.0.get(&Arc::as_ptr(series)).copied()
+    }
+}
+
 impl TrackerState {
+    /// The numbers of the published series (see [`PublishedIds`]).
+    pub fn published_ids(&self) -> PublishedIds {
+        let mut ids = std::collections::HashMap::with_capacity_and_hasher(
+            self.outputs.len().saturating_sub(self.free.len()),
+            foldhash::fast::FixedState::default(),
+        );
+        for (id, output) in self.outputs.iter().enumerate() {
+            if let (Some(output), Ok(id)) = (output, u32::try_from(id)) {
+                ids.insert(Arc::as_ptr(&output.series), id);
+            }
+        }
+        PublishedIds(ids)
+    }
+
+    /// Published series number `id` (see [`PublishedIds`]), if there is one.
+    pub fn published_series(&self, id: u32) -> Option<&Series> {
+        series_of(&self.outputs, id).map(|s| &**s)
+    }
+
     pub(super) fn output_mut(&mut self, id: u32) -> Option<&mut Output> {
         self.outputs.get_mut(id as usize).and_then(Option::as_mut)
     }

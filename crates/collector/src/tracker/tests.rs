@@ -518,11 +518,23 @@ fn a_restored_state_borrows_catalog_names_and_shares_its_series() {
         after, fresh,
         "a restored tracker holds its series as a fresh one does"
     );
-    for c in &o.counter_points() {
+    let points = o.counter_points();
+    // The checkpoint names a sink's series by its number when it is the tracker's own.
+    let ids = restored.state().published_ids();
+    let mut numbers = std::collections::BTreeSet::new();
+    for c in &points {
         // Equal to the restored copy, and the very same allocation.
         let shared = restored.shared(&c.series).unwrap();
         assert!(Arc::ptr_eq(&shared, &c.series), "{}", c.series);
+        let id = ids
+            .get(&shared)
+            .expect("the tracker's own series has a number");
+        assert_eq!(restored.state().published_series(id), Some(&*c.series));
+        numbers.insert(id);
+        // An equal copy is not the tracker's: written in full.
+        assert_eq!(ids.get(&Arc::new(Series::clone(&c.series))), None);
     }
+    assert_eq!(numbers.len(), points.len(), "one number per series");
     let unknown = Series {
         name: "tailscale.nope".into(),
         dimensions: Dimensions::none(),

@@ -1117,6 +1117,29 @@ fn the_state_view_serializes_as_the_owned_state() {
         let read: DriverState = postcard::from_bytes(&binary).unwrap();
         assert_eq!(read, owned, "{values:?}: postcard");
         assert_eq!(postcard::to_stdvec(&owned).unwrap(), binary, "{values:?}");
+        // Named (the checkpoint's format 3): every other series by its number, the rest in
+        // full; read back and resolved, the same state, in fewer bytes.
+        let known: Vec<Series> = owned.series.iter().map(|s| s.series.clone()).collect();
+        let names = |series: &Arc<Series>| {
+            let i = known.iter().position(|k| k == &**series)?;
+            (i % 2 == 0).then(|| u32::try_from(i).unwrap())
+        };
+        let named = postcard::to_stdvec(&sim.driver.state_view_named(&names)).unwrap();
+        let read: crate::NamedDriverState = postcard::from_bytes(&named).unwrap();
+        let by_number = read
+            .series
+            .iter()
+            .filter(|s| matches!(s.series, crate::SeriesName::Id(_)))
+            .count();
+        assert_eq!(by_number, known.len().div_ceil(2), "{values:?}");
+        let resolved = read
+            .clone()
+            .resolve(|id| known.get(id as usize).cloned())
+            .unwrap();
+        assert_eq!(resolved, owned, "{values:?}: named");
+        assert!(named.len() < binary.len(), "{values:?}");
+        // A number with no series is refused, not guessed.
+        assert_eq!(read.resolve(|_| None), Err(0), "{values:?}");
 
         let flying: usize = owned.series.iter().map(|s| s.in_flight).sum();
         let in_batch = sim.driver.in_flight.values().map(Vec::len).sum::<usize>();
