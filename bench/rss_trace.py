@@ -10,7 +10,7 @@ points), a CloudWatch flush or a Cloud Monitoring flush, by the times the fakes 
     python3 bench/rss_trace.py                      # 10k series, 75 s (one CloudWatch flush)
     python3 bench/rss_trace.py --series 50 --duration 30 --binary PATH
 
-The CPU: the process's threads' run time (/proc/PID/task/*/schedstat, nanoseconds), read with
+The CPU: the process's threads' run time (/proc/PID/task/*/sched, as footprint.py reads it), read with
 each RSS sample, is cut into one piece per scrape (from a little before one scrape to a
 little before the next) and each piece is named by what fell in it: a CloudWatch request, a
 Cloud Monitoring request, a checkpoint write (the file's modification time), or nothing but
@@ -43,18 +43,6 @@ def nearest(times, t):
     return min(near, key=abs) if near else None
 
 
-def cpu_ns(pid):
-    """The run time of every thread of `pid`, in nanoseconds."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass  # a thread that ended meanwhile
-    return total
-
-
 def mtime_ns(path):
     try:
         return os.stat(path).st_mtime_ns
@@ -79,7 +67,7 @@ def cpu_by_second(samples, scrapes, sends, writes):
         tags = [name for name, events in (("cloudwatch", sends["cloudwatch"]),
                                           ("gcm", sends["gcm"]), ("checkpoint", writes))
                 if any(lo <= x < hi for x in events)]
-        kinds.setdefault(" + ".join(tags) or "plain", []).append((cpu_at(hi) - cpu_at(lo)) / 1e6)
+        kinds.setdefault(" + ".join(tags) or "plain", []).append(cpu_at(hi) - cpu_at(lo))
     return kinds
 
 
@@ -133,7 +121,8 @@ def main():
                 raise SystemExit(
                     f"tailship exited ({proc.returncode}); see {run_dir / 'tailship.log'}"
                 )
-            samples.append((now, footprint.proc_status(proc.pid)["VmRSS"], cpu_ns(proc.pid),
+            cpu_ms = sum(ms for _, ms in footprint.threads_runtime(proc.pid).values())
+            samples.append((now, footprint.proc_status(proc.pid)["VmRSS"], cpu_ms,
                             mtime_ns(run_dir / "state.json")))
             time.sleep(0.002)
         status = fakes.status()

@@ -783,7 +783,8 @@ impl Driver {
     }
 
     /// Everything not yet acknowledged, in flight included, as an owned value. A checkpoint
-    /// serializes [`Driver::state_view`] instead, which writes the same without copying.
+    /// serializes [`Driver::state_view_named`] instead, which writes the same without
+    /// copying (with the series the tracker holds by number).
     pub fn state(&self) -> DriverState {
         let series = self
             .entries()

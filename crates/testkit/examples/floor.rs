@@ -6,7 +6,7 @@
 //! same endpoint at the same interval can save.
 //!
 //! ```sh
-//! cargo build --release -p tailship-testkit --features cloudwatch,gcm --example floor
+//! cargo build --release -p tailship-testkit --example floor
 //! target/release/examples/floor http://127.0.0.1:PORT/metrics
 //! ```
 
